@@ -1,0 +1,48 @@
+"""fspipeline: route file-system events through YAML-declared pipelines of plugins.
+
+This module is the whole public API a plugin author imports; everything else may move.
+"""
+
+from pipeline.clock import Clock, FakeClock, SystemClock
+from pipeline.cloudevents import EventDecodeError, from_json, to_cloudevent, to_json
+from pipeline.components import (
+    Component,
+    ComponentContext,
+    ComponentKind,
+    Emit,
+    Sink,
+    Source,
+    Stage,
+)
+from pipeline.errors import ConfigError, PipelineError, PluginError, SourceError
+from pipeline.event import Event, EventKind
+from pipeline.hookspecs import hookimpl, hookspec
+from pipeline.options import ComponentOptions, ConfigPath, Duration
+
+__all__ = [
+    "Clock",
+    "Component",
+    "ComponentContext",
+    "ComponentKind",
+    "ComponentOptions",
+    "ConfigError",
+    "ConfigPath",
+    "Duration",
+    "Emit",
+    "Event",
+    "EventDecodeError",
+    "EventKind",
+    "FakeClock",
+    "PipelineError",
+    "PluginError",
+    "Sink",
+    "Source",
+    "SourceError",
+    "Stage",
+    "SystemClock",
+    "from_json",
+    "hookimpl",
+    "hookspec",
+    "to_cloudevent",
+    "to_json",
+]

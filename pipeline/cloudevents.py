@@ -1,0 +1,161 @@
+"""The serialized form of an event: CloudEvents 1.0, structured JSON mode.
+
+Text that is not valid UTF-8 (a file name with arbitrary bytes) cannot be carried by
+JSON as it is. Such a value is written twice: under its own key in a readable form
+(undecodable bytes as ``\\xNN``) and under ``<key>_b64`` as the base64 of its exact
+bytes. Readers prefer ``<key>_b64`` when present, so the round trip is lossless.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import os
+from collections.abc import Mapping
+from datetime import UTC, datetime
+from typing import Any
+
+from pipeline.event import Event, EventKind
+
+SPEC_VERSION = "1.0"
+SOURCE_PREFIX = "fspipeline/"
+TYPE_PREFIX = "fs."
+B64_SUFFIX = "_b64"
+_CORE_DATA_KEYS = frozenset({"kind", "path", "src_path", "is_dir"})
+
+
+class EventDecodeError(ValueError):
+    """A JSON document is not a CloudEvent of this project."""
+
+
+def _is_utf8_clean(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
+def _put_text(data: dict[str, Any], key: str, value: str) -> None:
+    if _is_utf8_clean(value):
+        data[key] = value
+        return
+    raw = os.fsencode(value)
+    data[key] = raw.decode("utf-8", "backslashreplace")
+    data[key + B64_SUFFIX] = base64.b64encode(raw).decode("ascii")
+
+
+def _json_safe(value: Any) -> Any:
+    if isinstance(value, str):
+        return value if _is_utf8_clean(value) else os.fsencode(value).decode("utf-8", "replace")
+    if isinstance(value, Mapping):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_json_safe(v) for v in value]
+    return value
+
+
+def format_time(moment: datetime) -> str:
+    """RFC 3339 in UTC with microseconds and a `Z`, as CloudEvents consumers expect."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def subject_of(event: Event) -> str:
+    """The path relative to the watched root when the source recorded one, else the path."""
+    root = event.meta.get("root")
+    if isinstance(root, str) and root and event.path.startswith(root):
+        rel = event.path[len(root) :].lstrip("/")
+        return rel or "."
+    return event.path
+
+
+def to_cloudevent(event: Event) -> dict[str, Any]:
+    """Return the CloudEvents structured-mode mapping of `event` (JSON-ready)."""
+    data: dict[str, Any] = {"kind": event.kind.value}
+    _put_text(data, "path", event.path)
+    if event.src_path is None:
+        data["src_path"] = None
+    else:
+        _put_text(data, "src_path", event.src_path)
+    data["is_dir"] = event.is_dir
+    for key, value in event.meta.items():
+        if key in _CORE_DATA_KEYS:
+            continue
+        if isinstance(value, str):
+            _put_text(data, key, value)
+        else:
+            data[key] = _json_safe(value)
+    envelope: dict[str, Any] = {
+        "specversion": SPEC_VERSION,
+        "id": event.id,
+        "source": SOURCE_PREFIX + event.source,
+        "type": TYPE_PREFIX + event.kind.value,
+        "time": format_time(event.time),
+        "datacontenttype": "application/json",
+    }
+    # The subject is for display and routing; the lossless path is data.path(_b64).
+    envelope["subject"] = _json_safe(subject_of(event))
+    envelope["data"] = data
+    return envelope
+
+
+def to_json(event: Event) -> str:
+    """One line of JSON (no newline), UTF-8 safe, keys in contract order."""
+    return json.dumps(to_cloudevent(event), ensure_ascii=False, separators=(",", ":"), default=str)
+
+
+def _take_text(data: Mapping[str, Any], key: str) -> str | None:
+    encoded = data.get(key + B64_SUFFIX)
+    if encoded is not None:
+        try:
+            return os.fsdecode(base64.b64decode(encoded, validate=True))
+        except (binascii.Error, TypeError, ValueError) as exc:
+            raise EventDecodeError(f"{key}{B64_SUFFIX} is not valid base64") from exc
+    value = data.get(key)
+    if value is None or isinstance(value, str):
+        return value
+    raise EventDecodeError(f"{key} must be a string, got {type(value).__name__}")
+
+
+def from_cloudevent(envelope: Mapping[str, Any]) -> Event:
+    """Rebuild an event from its CloudEvents mapping; raises EventDecodeError."""
+    try:
+        data = envelope["data"]
+        kind = EventKind(data["kind"])
+        event_id = str(envelope["id"])
+        source = str(envelope["source"])
+        moment = datetime.fromisoformat(str(envelope["time"]).replace("Z", "+00:00"))
+    except (KeyError, TypeError, ValueError) as exc:
+        raise EventDecodeError(f"not an fspipeline CloudEvent: {exc}") from exc
+    if not isinstance(data, Mapping):
+        raise EventDecodeError("data must be an object")
+    path = _take_text(data, "path")
+    if path is None:
+        raise EventDecodeError("data.path is missing")
+    meta: dict[str, Any] = {}
+    for key, value in data.items():
+        if key in _CORE_DATA_KEYS or key.endswith(B64_SUFFIX):
+            continue
+        meta[key] = _take_text(data, key) if isinstance(value, str) else value
+    return Event(
+        id=event_id,
+        kind=kind,
+        path=path,
+        src_path=_take_text(data, "src_path"),
+        is_dir=bool(data.get("is_dir", False)),
+        time=moment,
+        source=source.removeprefix(SOURCE_PREFIX),
+        meta=meta,
+    )
+
+
+def from_json(text: str | bytes) -> Event:
+    """Parse one JSON document into an event; raises EventDecodeError."""
+    try:
+        envelope = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise EventDecodeError(f"invalid JSON: {exc}") from exc
+    if not isinstance(envelope, Mapping):
+        raise EventDecodeError("a CloudEvent must be a JSON object")
+    return from_cloudevent(envelope)

@@ -1,0 +1,120 @@
+"""The component base classes a plugin subclasses: Source, Stage and Sink."""
+
+from __future__ import annotations
+
+import abc
+import dataclasses
+import inspect
+from collections.abc import Awaitable, Callable
+from enum import StrEnum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+
+from pipeline.clock import Clock, SystemClock
+from pipeline.options import ComponentOptions
+
+if TYPE_CHECKING:
+    from structlog.typing import FilteringBoundLogger
+
+    from pipeline.event import Event
+
+OptionsT = TypeVar("OptionsT", bound=ComponentOptions)
+
+Emit = Callable[["Event"], Awaitable[None]]
+"""Hands an event to the next step; awaiting it is how back-pressure reaches the caller."""
+
+
+class ComponentKind(StrEnum):
+    SOURCE = "source"
+    STAGE = "stage"
+    SINK = "sink"
+
+
+@dataclasses.dataclass(frozen=True)
+class ComponentContext:
+    """What the engine tells a component about where it runs."""
+
+    pipeline: str
+    """Name of the pipeline the component belongs to."""
+    label: str
+    """Where it is declared, as a dotted config path: `landing.sinks[1]`."""
+    config_dir: Path
+    """Folder of the config file; relative paths in options are already resolved against it."""
+    state_dir: Path | None
+    """Folder for this component's durable state (created on demand), or None if unset."""
+    log: FilteringBoundLogger
+    """A structlog logger bound to pipeline and component."""
+    clock: Clock = dataclasses.field(default_factory=SystemClock)
+    """Time for timers; tests inject a FakeClock."""
+
+
+class Component(abc.ABC, Generic[OptionsT]):
+    """Common base: a type name, a typed options schema and a docstring.
+
+    Subclasses set `type_name` and `Options`; the first line of the class docstring is the
+    one-line summary `pipeline plugins` shows, the rest is its long description.
+    """
+
+    kind: ClassVar[ComponentKind]
+    type_name: ClassVar[str]
+    Options: ClassVar[type[ComponentOptions]]
+
+    def __init__(self, options: OptionsT, context: ComponentContext) -> None:
+        self.options = options
+        self.context = context
+        self.log = context.log
+
+    @classmethod
+    def summary(cls) -> str:
+        doc = inspect.getdoc(cls) or ""
+        return doc.strip().splitlines()[0] if doc.strip() else ""
+
+    @classmethod
+    def description(cls) -> str:
+        doc = inspect.getdoc(cls) or ""
+        return "\n".join(doc.strip().splitlines()[1:]).strip()
+
+    async def open(self) -> None:
+        """Acquire resources. For a source, return once it is watching."""
+
+    async def close(self) -> None:
+        """Release resources; called once, also after a failed `open`."""
+
+
+class Source(Component[OptionsT]):
+    """Watches something and emits events until cancelled."""
+
+    kind: ClassVar[ComponentKind] = ComponentKind.SOURCE
+
+    @abc.abstractmethod
+    async def run(self, emit: Emit) -> None:
+        """Emit events until the task is cancelled. `open` has already returned."""
+
+
+class Stage(Component[OptionsT]):
+    """Turns each event into zero or more events, possibly later (timers)."""
+
+    kind: ClassVar[ComponentKind] = ComponentKind.STAGE
+
+    @abc.abstractmethod
+    async def process(self, event: Event, emit: Emit) -> None:
+        """Handle one event: emit it, others, or nothing; or keep it to emit later."""
+
+    async def run(self, emit: Emit) -> None:
+        """Background work (timers) for stages that hold events; runs until cancelled."""
+
+    async def flush(self, emit: Emit) -> None:
+        """At shutdown: emit every event still held. `run` has been cancelled."""
+
+
+class Sink(Component[OptionsT]):
+    """Delivers events somewhere. Raising from `send` is a failed delivery."""
+
+    kind: ClassVar[ComponentKind] = ComponentKind.SINK
+
+    @abc.abstractmethod
+    async def send(self, event: Event) -> None:
+        """Deliver one event; return only once it is delivered."""
+
+
+AnyComponent = Component[Any]

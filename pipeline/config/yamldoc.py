@@ -1,0 +1,135 @@
+"""YAML to plain data, remembering where every key and value stands in the file."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from typing import Any
+
+import yaml
+
+from pipeline.config.envvars import EnvExpansionError, expand
+
+ConfigPath = tuple[str | int, ...]
+
+
+def dotted(path: ConfigPath) -> str:
+    """`("pipelines", "landing", "sources", 0)` → `pipelines.landing.sources[0]`."""
+    out = ""
+    for part in path:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out
+
+
+@dataclasses.dataclass
+class Locator:
+    """Maps a config path to the 1-based line and column where it is written."""
+
+    filename: str
+    values: dict[ConfigPath, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    keys: dict[ConfigPath, tuple[int, int]] = dataclasses.field(default_factory=dict)
+
+    def where(self, path: ConfigPath, *, key: bool = False) -> tuple[int, int]:
+        """Position of `path` (its key when `key`), else of its nearest written ancestor."""
+        probe = path
+        while True:
+            if key and probe in self.keys:
+                return self.keys[probe]
+            if probe in self.values:
+                return self.values[probe]
+            if not probe:
+                return (1, 1)
+            probe = probe[:-1]
+
+    def problem(self, path: ConfigPath, message: str, *, key: bool = False) -> str:
+        line, col = self.where(path, key=key)
+        where = dotted(path)
+        return f"{self.filename}:{line}:{col}: {where + ': ' if where else ''}{message}"
+
+
+class _Builder:
+    def __init__(self, locator: Locator, environ: Mapping[str, str]) -> None:
+        self.locator = locator
+        self.environ = environ
+        self.problems: list[str] = []
+        self._scalars = yaml.SafeLoader("")
+
+    def build(self, node: yaml.Node, path: ConfigPath) -> Any:
+        self.locator.values.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, path)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+        assert isinstance(node, yaml.ScalarNode)
+        return self._scalar(node, path)
+
+    def _mapping(self, node: yaml.MappingNode, path: ConfigPath) -> dict[str, Any]:
+        self._scalars.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        out: dict[str, Any] = {}
+        for key_node, value_node in node.value:
+            key = self._scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
+            if not isinstance(key, str | int | float | bool) or key is None:
+                self.problems.append(self.locator.problem(path, "mapping keys must be plain text"))
+                continue
+            key = str(key)
+            child = (*path, key)
+            if key in out:
+                mark = key_node.start_mark
+                self.problems.append(
+                    f"{self.locator.filename}:{mark.line + 1}:{mark.column + 1}: "
+                    f"{dotted(child)}: duplicate key {key!r} (the first one is at line "
+                    f"{self.locator.keys[child][0]}); remove one"
+                )
+                continue
+            self.locator.keys[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            out[key] = self.build(value_node, child)
+        return out
+
+    def _scalar(self, node: yaml.ScalarNode, path: ConfigPath) -> Any:
+        text = node.value
+        if "${" in text and node.tag == "tag:yaml.org,2002:str":
+            try:
+                text = expand(text, self.environ)
+            except EnvExpansionError as exc:
+                mark = node.start_mark
+                self.problems.append(
+                    f"{self.locator.filename}:{mark.line + 1}:{mark.column + 1}: "
+                    f"{dotted(path) + ': ' if path else ''}{exc}"
+                )
+                return ""
+            if node.style is None:  # a plain scalar is typed by what it expands to
+                tag = self._scalars.resolve(yaml.ScalarNode, text, (True, False))
+                node = yaml.ScalarNode(tag, text, node.start_mark, node.end_mark)
+            else:
+                return text
+        return self._scalars.construct_object(node, deep=True)
+
+
+def parse_yaml(
+    text: str, filename: str, environ: Mapping[str, str] | None = None
+) -> tuple[Any, Locator, list[str]]:
+    """Parse `text`; return the data, its locator and the located problems found so far."""
+    locator = Locator(filename)
+    try:
+        loader = yaml.SafeLoader(text)
+        try:
+            node = loader.get_single_node()
+        finally:
+            loader.dispose()
+    except yaml.MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        return None, locator, [f"{filename}:{line}:{col}: invalid YAML: {exc.problem or exc}"]
+    except yaml.YAMLError as exc:
+        return None, locator, [f"{filename}:1:1: invalid YAML: {exc}"]
+    if node is None:
+        return None, locator, []
+    builder = _Builder(locator, os.environ if environ is None else environ)
+    try:
+        data = builder.build(node, ())
+    except yaml.constructor.ConstructorError as exc:
+        mark = exc.problem_mark
+        line, col = (mark.line + 1, mark.column + 1) if mark else (1, 1)
+        return None, locator, [f"{filename}:{line}:{col}: {exc.problem}"]
+    return data, locator, builder.problems

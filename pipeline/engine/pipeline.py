@@ -1,0 +1,190 @@
+"""One running pipeline: its components, the stage chain and the fan-out to sinks."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from pipeline.components import Component, ComponentContext, Emit, Sink, Source, Stage
+from pipeline.engine.sinkworker import SinkWorker, _reason
+from pipeline.errors import PipelineError
+
+if TYPE_CHECKING:
+    from pipeline.clock import Clock
+    from pipeline.config.plan import ComponentPlan, PipelinePlan, Plan
+    from pipeline.engine.deadletter import DeadLetters
+    from pipeline.event import Event
+
+SOURCE_RESTART_MIN = 1.0
+SOURCE_RESTART_MAX = 30.0
+
+
+def _build(plan: ComponentPlan, pipeline: str, root: Plan, clock: Clock) -> Component[Any]:
+    context = ComponentContext(
+        pipeline=pipeline,
+        label=plan.label,
+        config_dir=root.config_dir,
+        state_dir=root.state_dir / plan.label if root.state_dir else None,
+        log=structlog.get_logger("pipeline").bind(
+            pipeline=pipeline, component=plan.label, type=plan.spec.type_name
+        ),
+        clock=clock,
+    )
+    return plan.spec.cls(plan.options, context)
+
+
+class PipelineRuntime:
+    """Builds, opens, runs and stops the components of one pipeline."""
+
+    def __init__(
+        self, plan: PipelinePlan, root: Plan, dead_letters: DeadLetters, clock: Clock
+    ) -> None:
+        self.name = plan.name
+        self.dead_letters = dead_letters
+        self.clock = clock
+        self.log = structlog.get_logger("pipeline").bind(pipeline=plan.name)
+        self.sources: list[Source[Any]] = [_build(p, plan.name, root, clock) for p in plan.sources]  # type: ignore[misc]
+        self.stages: list[Stage[Any]] = [_build(p, plan.name, root, clock) for p in plan.stages]  # type: ignore[misc]
+        self.workers = [
+            SinkWorker(_build(p, plan.name, root, clock), p.label, p.delivery, dead_letters, clock)  # type: ignore[arg-type]
+            for p in plan.sinks
+            if p.delivery is not None
+        ]
+        self._opened: list[Component[Any]] = []
+        self._source_tasks: list[asyncio.Task[None]] = []
+        self._stage_tasks: list[asyncio.Task[None]] = []
+        self._worker_tasks: list[asyncio.Task[None]] = []
+        self._emits = self._chain()
+        self.received = 0
+
+    # -- the chain ---------------------------------------------------------------
+
+    def _chain(self) -> list[Emit]:
+        """emits[i] hands an event to stage i (emits[len(stages)] fans out to the sinks)."""
+        emits: list[Emit] = [self._fan_out]
+        for stage in reversed(self.stages):
+            emits.insert(0, self._stage_entry(stage, emits[0]))
+        return emits
+
+    def _stage_entry(self, stage: Stage[Any], downstream: Emit) -> Emit:
+        async def enter(event: Event) -> None:
+            try:
+                await stage.process(event, downstream)
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                stage.log.error("stage failed on an event", path=event.path, exc_info=True)
+                self.dead_letters.put(event, stage.context.label, _reason(exc))
+
+        return enter
+
+    async def _fan_out(self, event: Event) -> None:
+        for worker in self.workers:
+            await worker.put(event)
+
+    async def emit(self, event: Event) -> None:
+        """The entry point sources emit into."""
+        self.received += 1
+        await self._emits[0](event)
+
+    # -- lifecycle ---------------------------------------------------------------
+
+    async def open(self) -> None:
+        """Open sinks, then stages, then sources; a failure closes what was opened."""
+        components: list[Component[Any]] = [
+            *(w.sink for w in self.workers),
+            *self.stages,
+            *self.sources,
+        ]
+        for component in components:
+            try:
+                await component.open()
+            except PipelineError:
+                raise
+            except Exception as exc:
+                raise PipelineError(
+                    f"{self.name}: {component.context.label} ({component.type_name}) failed "
+                    f"to start: {_reason(exc)}"
+                ) from exc
+            finally:
+                self._opened.append(component)
+
+    def start(self) -> None:
+        for worker in self.workers:
+            self._worker_tasks.append(asyncio.create_task(worker.run(), name=worker.label))
+        for index, stage in enumerate(self.stages):
+            task = asyncio.create_task(stage.run(self._emits[index + 1]), name=stage.context.label)
+            self._stage_tasks.append(task)
+        for source in self.sources:
+            task = asyncio.create_task(self._supervise(source), name=source.context.label)
+            self._source_tasks.append(task)
+
+    async def _supervise(self, source: Source[Any]) -> None:
+        """Run a source; if it crashes, log it and restart it with a growing pause."""
+        delay = SOURCE_RESTART_MIN
+        while True:
+            try:
+                await source.run(self.emit)
+                return
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                source.log.error(
+                    "source failed; restarting it", retry_in=delay, error=_reason(exc), exc_info=True
+                )
+            await self.clock.sleep(delay)
+            delay = min(SOURCE_RESTART_MAX, delay * 2)
+            with contextlib.suppress(Exception):
+                await source.close()
+            try:
+                await source.open()
+            except Exception as exc:
+                source.log.error("source could not reopen", error=_reason(exc))
+
+    async def stop_sources(self) -> None:
+        await _cancel(self._source_tasks)
+        for source in self.sources:
+            await self._close(source)
+
+    async def flush_stages(self) -> None:
+        """Stop stage timers, then flush stages in order so held events move downstream."""
+        await _cancel(self._stage_tasks)
+        for index, stage in enumerate(self.stages):
+            try:
+                await stage.flush(self._emits[index + 1])
+            except Exception:
+                stage.log.error("stage failed to flush", exc_info=True)
+
+    async def drain(self) -> None:
+        """Return once every sink queue is empty and nothing is in flight."""
+        for worker in self.workers:
+            await worker.queue.join()
+
+    async def stop_sinks(self) -> int:
+        """Cancel the delivery tasks; dead-letter what they still held. Returns that count."""
+        await _cancel(self._worker_tasks)
+        left = sum(w.abandon("not delivered before the shutdown deadline") for w in self.workers)
+        for component in [*self.stages, *(w.sink for w in self.workers)]:
+            await self._close(component)
+        return left
+
+    async def _close(self, component: Component[Any]) -> None:
+        if component not in self._opened:
+            return
+        self._opened.remove(component)
+        try:
+            await component.close()
+        except Exception:
+            component.log.error("failed to close", exc_info=True)
+
+
+async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
+    for task in tasks:
+        task.cancel()
+    for task in tasks:
+        with contextlib.suppress(asyncio.CancelledError, Exception):
+            await task
+    tasks.clear()

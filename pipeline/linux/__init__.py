@@ -1,0 +1,1 @@
+"""Thin ctypes bindings to Linux kernel APIs, and pure decoders of what they return."""

@@ -1,0 +1,118 @@
+"""inotify(7) through ctypes: the three system calls, the flags, and the event decoder."""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import errno
+import os
+import struct
+from collections.abc import Iterator
+from typing import Final
+
+IN_ACCESS: Final = 0x00000001
+IN_MODIFY: Final = 0x00000002
+IN_ATTRIB: Final = 0x00000004
+IN_CLOSE_WRITE: Final = 0x00000008
+IN_CLOSE_NOWRITE: Final = 0x00000010
+IN_OPEN: Final = 0x00000020
+IN_MOVED_FROM: Final = 0x00000040
+IN_MOVED_TO: Final = 0x00000080
+IN_CREATE: Final = 0x00000100
+IN_DELETE: Final = 0x00000200
+IN_DELETE_SELF: Final = 0x00000400
+IN_MOVE_SELF: Final = 0x00000800
+IN_UNMOUNT: Final = 0x00002000
+IN_Q_OVERFLOW: Final = 0x00004000
+IN_IGNORED: Final = 0x00008000
+IN_ONLYDIR: Final = 0x01000000
+IN_DONT_FOLLOW: Final = 0x02000000
+IN_EXCL_UNLINK: Final = 0x04000000
+IN_MASK_ADD: Final = 0x20000000
+IN_ISDIR: Final = 0x40000000
+
+IN_CLOEXEC: Final = 0o2000000
+IN_NONBLOCK: Final = 0o4000
+
+HEADER = struct.Struct("iIII")  # wd, mask, cookie, len
+HEADER_SIZE: Final = HEADER.size
+NAME_MAX: Final = 255
+READ_SIZE: Final = 1 << 18  # 256 KiB: thousands of events per read() call
+
+
+class InotifyError(OSError):
+    """An inotify call failed; `errno` says why."""
+
+
+def _libc() -> ctypes.CDLL:
+    name = ctypes.util.find_library("c") or "libc.so.6"
+    lib = ctypes.CDLL(name, use_errno=True)
+    lib.inotify_init1.argtypes = [ctypes.c_int]
+    lib.inotify_init1.restype = ctypes.c_int
+    lib.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+    lib.inotify_add_watch.restype = ctypes.c_int
+    lib.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+    lib.inotify_rm_watch.restype = ctypes.c_int
+    return lib
+
+
+_lib: ctypes.CDLL | None = None
+
+
+def _get_lib() -> ctypes.CDLL:
+    global _lib  # noqa: PLW0603 - load libc once, on first use
+    if _lib is None:
+        _lib = _libc()
+    return _lib
+
+
+def _check(result: int, what: str, path: bytes | None = None) -> int:
+    if result < 0:
+        code = ctypes.get_errno()
+        raise InotifyError(code, f"{what}: {os.strerror(code)}", os.fsdecode(path) if path else None)
+    return result
+
+
+def init() -> int:
+    """Return a new non-blocking, close-on-exec inotify file descriptor."""
+    return _check(_get_lib().inotify_init1(IN_NONBLOCK | IN_CLOEXEC), "inotify_init1")
+
+
+def add_watch(fd: int, path: bytes, mask: int) -> int:
+    """Watch `path`; return its watch descriptor (the same one again for the same inode)."""
+    return _check(_get_lib().inotify_add_watch(fd, path, mask), "inotify_add_watch", path)
+
+
+def rm_watch(fd: int, wd: int) -> None:
+    """Stop watching `wd`; an already gone watch is not an error."""
+    if _get_lib().inotify_rm_watch(fd, wd) < 0 and ctypes.get_errno() != errno.EINVAL:
+        code = ctypes.get_errno()
+        raise InotifyError(code, f"inotify_rm_watch: {os.strerror(code)}")
+
+
+def decode(buffer: bytes) -> Iterator[tuple[int, int, int, bytes]]:
+    """Yield (wd, mask, cookie, name) for each `struct inotify_event` in `buffer`.
+
+    A truncated trailing record is ignored rather than read past the buffer.
+    """
+    unpack = HEADER.unpack_from
+    end = len(buffer)
+    offset = 0
+    while offset + HEADER_SIZE <= end:
+        wd, mask, cookie, length = unpack(buffer, offset)
+        start = offset + HEADER_SIZE
+        offset = start + length
+        if offset > end:
+            return
+        name = buffer[start:offset]
+        if length:
+            name = name.split(b"\0", 1)[0]
+        yield wd, mask, cookie, name
+
+
+def read_events(fd: int) -> bytes:
+    """One read of pending events, or b"" if none are pending."""
+    try:
+        return os.read(fd, READ_SIZE)
+    except BlockingIOError:
+        return b""

@@ -1,0 +1,48 @@
+"""structlog set-up: coloured console lines on a TTY, JSON lines otherwise, on stderr."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal
+
+import structlog
+
+LogFormat = Literal["auto", "console", "json"]
+LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure_logging(level: str = "info", fmt: LogFormat = "auto", *, debug: bool = False) -> None:
+    """Configure structlog for the process. Tracebacks are shown only with `debug`."""
+    stream = sys.stderr
+    use_json = fmt == "json" or (fmt == "auto" and not stream.isatty())
+    processors: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if not debug:
+        processors.append(_drop_tracebacks)
+    if use_json:
+        processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
+    else:
+        processors.append(
+            structlog.dev.ConsoleRenderer(colors=stream.isatty() and fmt != "json")
+        )
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),
+        logger_factory=structlog.PrintLoggerFactory(stream),
+        cache_logger_on_first_use=False,
+    )
+
+
+def _drop_tracebacks(
+    logger: object, name: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """Without --debug, an error carries its one-line reason, not a traceback."""
+    if event.pop("exc_info", None):
+        exc = sys.exc_info()[1]
+        if exc is not None and "error" not in event:
+            event["error"] = f"{type(exc).__name__}: {exc}"
+    return event

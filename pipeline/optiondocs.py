@@ -1,0 +1,90 @@
+"""Describes a component's options for people: type, default and doc of each, from its schema."""
+
+from __future__ import annotations
+
+import dataclasses
+import enum
+import json
+import types
+import typing
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
+
+
+@dataclasses.dataclass(frozen=True)
+class OptionDoc:
+    name: str
+    type: str
+    required: bool
+    default: str | None
+    doc: str
+
+
+def _is_duration(metadata: list[Any]) -> bool:
+    return any(getattr(m, "func", None).__name__ == "parse_duration" for m in metadata if hasattr(m, "func"))
+
+
+def describe_type(annotation: Any, metadata: list[Any] | None = None) -> str:
+    """A short readable type: `list of path`, `duration`, `one of: keep, drop`."""
+    metadata = metadata or []
+    if _is_duration(metadata):
+        return "duration"
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return describe_type(args[0], [*metadata, *args[1:]])
+    if origin in (typing.Union, types.UnionType):
+        parts = [describe_type(a) for a in args if a is not type(None)]
+        text = " or ".join(parts)
+        return f"{text}, or null" if type(None) in args else text
+    if origin is typing.Literal:
+        return "{" + ", ".join(str(a) for a in args) + "}"
+    if origin in (list, tuple, set, frozenset):
+        return f"list of {describe_type(args[0]) if args else 'any'}"
+    if origin is dict:
+        return f"mapping of {describe_type(args[0])} to {describe_type(args[1])}"
+    if isinstance(annotation, type):
+        if issubclass(annotation, enum.Enum):
+            return "{" + ", ".join(str(m.value) for m in annotation) + "}"
+        if issubclass(annotation, Path):
+            return "path"
+        if issubclass(annotation, BaseModel):
+            return "mapping"
+        return {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(
+            annotation.__name__, annotation.__name__
+        )
+    return str(annotation)
+
+
+def _render_default(field: FieldInfo) -> str | None:
+    if field.default is not PydanticUndefined:
+        value = field.default
+    elif field.default_factory is not None:
+        value = field.default_factory()  # type: ignore[call-arg]
+    else:
+        return None
+    if isinstance(value, enum.Enum):
+        value = value.value
+    if isinstance(value, float) and _is_duration(field.metadata):
+        return f"{value * 1000:g}ms" if value < 1 else f"{value:g}s"
+    return json.dumps(value, default=str)
+
+
+def option_docs(model: type[BaseModel]) -> list[OptionDoc]:
+    docs = []
+    for name, field in model.model_fields.items():
+        annotation = field.annotation
+        docs.append(
+            OptionDoc(
+                name=field.alias or name,
+                type=describe_type(annotation, list(field.metadata)),
+                required=field.is_required(),
+                default=_render_default(field),
+                doc=(field.description or "").strip(),
+            )
+        )
+    return docs

@@ -1,0 +1,42 @@
+"""Options and start-up checks shared by the sources that watch folders."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field
+
+from pipeline.errors import SourceError
+from pipeline.event import EventKind
+from pipeline.options import ComponentOptions, ConfigPath
+
+
+class WatchOptions(ComponentOptions):
+    paths: list[ConfigPath] = Field(min_length=1, examples=[["inbox"]])
+    """Folders (or single files) to watch; relative to the config file."""
+    recursive: bool = True
+    """Watch every folder below each path, including folders created later."""
+    events: list[EventKind] | None = None
+    """Event kinds to report; unset reports every kind this source can see."""
+    create_missing: bool = False
+    """Create a watched folder that does not exist yet, instead of failing at start."""
+
+
+def prepare_roots(options: WatchOptions) -> list[str]:
+    """Absolute root paths, created if asked; a clear SourceError for one that is missing."""
+    roots: list[str] = []
+    for path in options.paths:
+        if options.create_missing and not path.exists():
+            try:
+                path.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise SourceError(f"cannot create {path}: {exc.strerror}") from exc
+        if not path.exists():
+            raise SourceError(
+                f"{path} does not exist; create it, or set `create_missing: true` on the source"
+            )
+        if not os.access(path, os.R_OK):
+            raise SourceError(f"{path} is not readable by this user (uid {os.getuid()})")
+        roots.append(str(Path(path)))
+    return roots
