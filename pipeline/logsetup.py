@@ -26,9 +26,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", *, debug: bo
     if use_json:
         processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
     else:
-        processors.append(
-            structlog.dev.ConsoleRenderer(colors=stream.isatty() and fmt != "json")
-        )
+        processors.append(structlog.dev.ConsoleRenderer(colors=stream.isatty() and fmt != "json"))
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(getattr(logging, level.upper())),

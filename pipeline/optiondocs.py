@@ -25,7 +25,9 @@ class OptionDoc:
 
 
 def _is_duration(metadata: list[Any]) -> bool:
-    return any(getattr(m, "func", None).__name__ == "parse_duration" for m in metadata if hasattr(m, "func"))
+    return any(
+        getattr(getattr(m, "func", None), "__name__", "") == "parse_duration" for m in metadata
+    )
 
 
 def describe_type(annotation: Any, metadata: list[Any] | None = None) -> str:

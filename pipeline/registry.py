@@ -175,7 +175,8 @@ def _collect_specs(manager: pluggy.PluginManager, origins: dict[str, str]) -> li
         plugin = impl.plugin_name
         distribution = origins.get(plugin, "(unknown distribution)")
         try:
-            classes = list(impl.function() or ())
+            returned: Any = impl.function()
+            classes: list[Any] = list(returned or ())
         except Exception as exc:
             raise PluginError(
                 f"plugin {plugin!r} ({distribution}) failed in pipeline_components: "

@@ -41,7 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     common = argparse.ArgumentParser(add_help=False)
     group = common.add_argument_group("logging")
     group.add_argument(
-        "--log-level", choices=LEVELS, default=argparse.SUPPRESS, help="least severe log level shown (default: info)"
+        "--log-level",
+        choices=LEVELS,
+        default=argparse.SUPPRESS,
+        help="least severe log level shown (default: info)",
     )
     group.add_argument(
         "--log-format",

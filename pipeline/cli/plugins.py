@@ -23,7 +23,9 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "meaning), as used under `type: NAME` in a config.",
     )
     parser.add_argument("name", nargs="?", help="a component type name, e.g. inotify")
-    parser.add_argument("--json", action="store_true", help="machine-readable output (JSON Schema for options)")
+    parser.add_argument(
+        "--json", action="store_true", help="machine-readable output (JSON Schema for options)"
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -38,7 +40,9 @@ def handle(args: argparse.Namespace) -> int:
         names = sorted({spec.type_name for spec in registry})
         close = difflib.get_close_matches(args.name, names, n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        sys.stderr.write(f"pipeline: no component named {args.name!r}.{hint} Known: {', '.join(names)}\n")
+        sys.stderr.write(
+            f"pipeline: no component named {args.name!r}.{hint} Known: {', '.join(names)}\n"
+        )
         return 2
     for spec in specs:
         if args.json:

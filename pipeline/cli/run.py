@@ -25,7 +25,11 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "what was not delivered is dead-lettered, never silently lost.",
     )
     parser.add_argument(
-        "config", nargs="?", default=DEFAULT_CONFIG, type=Path, help="YAML config (default: ./config.yaml)"
+        "config",
+        nargs="?",
+        default=DEFAULT_CONFIG,
+        type=Path,
+        help="YAML config (default: ./config.yaml)",
     )
     parser.set_defaults(handler=handle)
 

@@ -25,7 +25,9 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "error, so `pipeline watch DIR | jq .data.path` works.",
     )
     parser.add_argument("paths", nargs="+", metavar="PATH", help="folders or files to watch")
-    parser.add_argument("--source", default="inotify", help="source type to watch with (default: inotify)")
+    parser.add_argument(
+        "--source", default="inotify", help="source type to watch with (default: inotify)"
+    )
     parser.add_argument(
         "--events",
         metavar="K,…",
@@ -46,7 +48,8 @@ def _kinds(text: str | None) -> list[str] | None:
     unknown = [k for k in kinds if k not in known]
     if unknown:
         raise SystemExit(
-            f"pipeline watch: unknown event kind {', '.join(unknown)}; known: {', '.join(sorted(known))}"
+            f"pipeline watch: unknown event kind {', '.join(unknown)}; "
+            f"known: {', '.join(sorted(known))}"
         )
     return kinds
 
@@ -61,7 +64,10 @@ def handle(args: argparse.Namespace) -> int:
     except SystemExit as exc:
         sys.stderr.write(f"{exc}\n")
         return 2
-    source: dict[str, Any] = {"type": args.source, "paths": [str(Path(p).absolute()) for p in args.paths]}
+    source: dict[str, Any] = {
+        "type": args.source,
+        "paths": [str(Path(p).absolute()) for p in args.paths],
+    }
     if kinds is not None:
         source["events"] = kinds
     if args.no_recursive:

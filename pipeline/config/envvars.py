@@ -13,7 +13,7 @@ class EnvExpansionError(ValueError):
 
 
 def expand(text: str, environ: Mapping[str, str]) -> str:
-    """Return `text` with every reference replaced; raise EnvExpansionError for the first bad one."""
+    """Return `text` with every reference replaced; raise EnvExpansionError on a bad one."""
     if "${" not in text:
         return text
 

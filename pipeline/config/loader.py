@@ -130,7 +130,9 @@ class _Validator:
         spec = self.registry.get(kind, type_name)
         if spec is None:
             elsewhere = [s.kind.value for s in self.registry.find(type_name)]
-            hint = f"{type_name!r} is a {' and '.join(elsewhere)}, not a {kind}; " if elsewhere else ""
+            hint = (
+                f"{type_name!r} is a {' and '.join(elsewhere)}, not a {kind}; " if elsewhere else ""
+            )
             self.problem(
                 (*path, "type"),
                 f"unknown {kind} type {type_name!r}; {hint}{_suggest(type_name, known)}"
@@ -200,9 +202,13 @@ def load_config(path: Path, registry: Registry, environ: Mapping[str, str] | Non
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError([f"{shown}:1:1: no such config file; pass its path, or create it"]) from None
+        raise ConfigError(
+            [f"{shown}:1:1: no such config file; pass its path, or create it"]
+        ) from None
     except UnicodeDecodeError as exc:
-        raise ConfigError([f"{shown}:1:1: not UTF-8 text ({exc.reason} at byte {exc.start})"]) from None
+        raise ConfigError(
+            [f"{shown}:1:1: not UTF-8 text ({exc.reason} at byte {exc.start})"]
+        ) from None
     except OSError as exc:
         raise ConfigError([f"{shown}:1:1: cannot read the config: {exc.strerror}"]) from None
     data, locator, problems = parse_yaml(text, shown, environ)

@@ -82,7 +82,10 @@ class _Builder:
                     f"{self.locator.keys[child][0]}); remove one"
                 )
                 continue
-            self.locator.keys[child] = (key_node.start_mark.line + 1, key_node.start_mark.column + 1)
+            self.locator.keys[child] = (
+                key_node.start_mark.line + 1,
+                key_node.start_mark.column + 1,
+            )
             out[key] = self.build(value_node, child)
         return out
 
@@ -99,7 +102,8 @@ class _Builder:
                 )
                 return ""
             if node.style is None:  # a plain scalar is typed by what it expands to
-                tag = self._scalars.resolve(yaml.ScalarNode, text, (True, False))
+                resolve: Any = self._scalars.resolve  # untyped in types-PyYAML
+                tag = resolve(yaml.ScalarNode, text, (True, False))
                 node = yaml.ScalarNode(tag, text, node.start_mark, node.end_mark)
             else:
                 return text

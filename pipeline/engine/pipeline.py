@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from pipeline.components import Component, ComponentContext, Emit, Sink, Source, Stage
+from pipeline.components import Component, ComponentContext, Emit, Source, Stage
 from pipeline.engine.sinkworker import SinkWorker, _reason
 from pipeline.errors import PipelineError
 
@@ -133,7 +133,10 @@ class PipelineRuntime:
                 raise
             except Exception as exc:
                 source.log.error(
-                    "source failed; restarting it", retry_in=delay, error=_reason(exc), exc_info=True
+                    "source failed; restarting it",
+                    retry_in=delay,
+                    error=_reason(exc),
+                    exc_info=True,
                 )
             await self.clock.sleep(delay)
             delay = min(SOURCE_RESTART_MAX, delay * 2)

@@ -74,7 +74,9 @@ class Runner:
 
         drain = asyncio.create_task(flush_and_drain())
         hurry = asyncio.create_task(self.hurry.wait())
-        done, _ = await asyncio.wait({drain, hurry}, timeout=deadline, return_when="FIRST_COMPLETED")
+        done, _ = await asyncio.wait(
+            {drain, hurry}, timeout=deadline, return_when="FIRST_COMPLETED"
+        )
         clean = drain in done
         for task in (drain, hurry):
             task.cancel()

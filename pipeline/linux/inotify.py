@@ -69,7 +69,9 @@ def _get_lib() -> ctypes.CDLL:
 def _check(result: int, what: str, path: bytes | None = None) -> int:
     if result < 0:
         code = ctypes.get_errno()
-        raise InotifyError(code, f"{what}: {os.strerror(code)}", os.fsdecode(path) if path else None)
+        raise InotifyError(
+            code, f"{what}: {os.strerror(code)}", os.fsdecode(path) if path else None
+        )
     return result
 
 

@@ -16,7 +16,8 @@ class LogfileOptions(ComponentOptions):
     path: ConfigPath
     """File to append to; created (with its folder) if missing. Relative to the config file."""
     fsync: bool = False
-    """Force each line to disk before the event counts as delivered (slower, survives power loss)."""
+    """Force each line to disk before the event counts as delivered (slower; survives a crash
+    of the machine)."""
 
 
 class LogfileSink(Sink[LogfileOptions]):

@@ -215,7 +215,9 @@ class InotifySource(Source[InotifyOptions]):
         if is_dir:
             self._forget_tree(path)
         if EventKind.DELETED in self.wanted:
-            await emit(Event(EventKind.DELETED, path, self.source, is_dir, meta=self._meta_for(path)))
+            await emit(
+                Event(EventKind.DELETED, path, self.source, is_dir, meta=self._meta_for(path))
+            )
 
     def _meta_for(self, path: str) -> Mapping[str, Any]:
         for root, wd in self.roots.items():
@@ -248,7 +250,7 @@ class InotifySource(Source[InotifyOptions]):
                 self.moves.moved_from(cookie, path, is_dir, now + 0.0)
                 continue
             if mask & api.IN_MOVED_TO:
-                await self._moved_in(path, is_dir, cookie, folder, emit, seen)
+                await self._moved_in(path, is_dir, cookie, folder, emit=emit, seen=seen)
                 continue
             kind = SIMPLE_KINDS.get(mask & ~api.IN_ISDIR)
             if kind is None:
@@ -261,7 +263,7 @@ class InotifySource(Source[InotifyOptions]):
             await self._expire_moves(emit, now)
 
     async def _moved_in(
-        self, path: str, is_dir: bool, cookie: int, folder: _Dir, emit: Emit, seen: datetime
+        self, path: str, is_dir: bool, cookie: int, folder: _Dir, *, emit: Emit, seen: datetime
     ) -> None:
         origin = self.moves.moved_to(cookie)
         src = origin.path if origin is not None else None
@@ -292,9 +294,13 @@ class InotifySource(Source[InotifyOptions]):
             if report_created:
                 await emit(Event(EventKind.CREATED, entry, self.source, is_dir, None, seen, meta))
             if report_closed and not is_dir:
-                await emit(Event(EventKind.CLOSED_WRITE, entry, self.source, False, None, seen, meta))
+                await emit(
+                    Event(EventKind.CLOSED_WRITE, entry, self.source, False, None, seen, meta)
+                )
 
-    async def _self_event(self, wd: int, folder: _Dir, mask: int, emit: Emit, seen: datetime) -> None:
+    async def _self_event(
+        self, wd: int, folder: _Dir, mask: int, emit: Emit, seen: datetime
+    ) -> None:
         """An event on a watched folder itself. Only roots report these: for any other
         folder its parent's watch already reported the same event under the folder's name."""
         if folder.path not in self.roots:
@@ -303,7 +309,11 @@ class InotifySource(Source[InotifyOptions]):
         if mask & (api.IN_DELETE_SELF | api.IN_MOVE_SELF):
             self.log.warning("a watched path was deleted or moved away", path=folder.path)
             if EventKind.DELETED in self.wanted:
-                await emit(Event(EventKind.DELETED, folder.path, self.source, is_dir, None, seen, folder.meta))
+                await emit(
+                    Event(
+                        EventKind.DELETED, folder.path, self.source, is_dir, None, seen, folder.meta
+                    )
+                )
             return
         if mask & api.IN_UNMOUNT:
             self.log.warning("the file system of a watched path was unmounted", path=folder.path)

@@ -19,7 +19,7 @@ class DebounceOptions(ComponentOptions):
 class DebounceStage(Stage[DebounceOptions]):
     """Holds each path's events until the path has been quiet for `quiet`, then emits the last.
 
-    A burst of writes to one file (created, modified ×N, closed_write) becomes one event,
+    A burst of writes to one file (created, modified (many), closed_write) becomes one event,
     the last one, `quiet` after the burst ends. Paths are independent: a busy file never
     delays another. `overflow` events pass at once. At shutdown every held event is emitted.
     """

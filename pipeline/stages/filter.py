@@ -34,7 +34,7 @@ class FilterOptions(ComponentOptions):
         for pattern in patterns:
             try:
                 _compile([pattern])
-            except (ValueError, pathspec.patterns.GitWildMatchPatternError) as exc:
+            except ValueError as exc:  # pathspec's pattern errors subclass ValueError
                 raise ValueError(f"invalid glob {pattern!r}: {exc}") from exc
         return patterns
 
