@@ -39,6 +39,8 @@ SIMPLE_KINDS: dict[int, EventKind] = {
     api.IN_CLOSE_NOWRITE: EventKind.CLOSED_NOWRITE,
     api.IN_DELETE: EventKind.DELETED,
 }
+# Opening a folder is listing it (ls, our own scans): noise, not a change, so not reported.
+FOLDER_LISTING = frozenset({EventKind.OPENED, EventKind.CLOSED_NOWRITE})
 WATCH_LIMIT_FILE = "/proc/sys/fs/inotify/max_user_watches"
 
 
@@ -81,8 +83,8 @@ class InotifySource(Source[InotifyOptions]):
     watch existed is reported (as `created`, plus `closed_write` for files, with
     `meta.scan: true`). The two halves of a rename become one `moved` event; a rename out
     of every watched folder is reported as `deleted`, one from outside as `moved` with
-    `src_path: null`. When the kernel queue overflows an `overflow` event is emitted for
-    each watched path.
+    `src_path: null`. Opening and closing a folder (listing it) is not reported. When the
+    kernel queue overflows an `overflow` event is emitted for each watched path.
     """
 
     type_name = "inotify"
@@ -229,37 +231,33 @@ class InotifySource(Source[InotifyOptions]):
         seen = datetime.now(UTC)
         wanted, dirs, source = self.wanted, self.dirs, self.source
         fsdecode = os.fsdecode
+        moves = self.moves
         for wd, mask, cookie, name in api.decode(data):
-            if mask & api.IN_Q_OVERFLOW:
-                await self._overflow(emit, seen)
-                continue
+            if moves and not (mask & api.IN_MOVED_TO and cookie in moves):
+                # The kernel queues a rename's two halves back to back: a first half
+                # followed by anything else was a rename out of every watched folder.
+                for origin in moves.drain():
+                    await self._moved_out(origin.path, origin.is_dir, emit)
             folder = dirs.get(wd)
-            if folder is None:
-                continue
-            if mask & api.IN_IGNORED:
-                if dirs.get(wd) is folder:
-                    del dirs[wd]
-                    self.wds.pop(folder.path, None)
+            if folder is None or not name or mask & (api.IN_Q_OVERFLOW | api.IN_IGNORED):
+                await self._special(wd, mask, folder, emit, seen)
                 continue
             is_dir = bool(mask & api.IN_ISDIR)
-            if not name:
-                await self._self_event(wd, folder, mask, emit, seen)
-                continue
             path = folder.path + "/" + fsdecode(name)
             if mask & api.IN_MOVED_FROM:
-                self.moves.moved_from(cookie, path, is_dir, now + 0.0)
+                moves.moved_from(cookie, path, is_dir, now)
                 continue
             if mask & api.IN_MOVED_TO:
                 await self._moved_in(path, is_dir, cookie, folder, emit=emit, seen=seen)
                 continue
             kind = SIMPLE_KINDS.get(mask & ~api.IN_ISDIR)
-            if kind is None:
+            if kind is None or (is_dir and kind in FOLDER_LISTING):
                 continue
             if kind in wanted:
                 await emit(Event(kind, path, source, is_dir, None, seen, folder.meta))
             if kind is EventKind.CREATED and is_dir and self.options.recursive:
                 await self._discover(path, folder, emit, seen)
-        if self.moves:
+        if moves:
             await self._expire_moves(emit, now)
 
     async def _moved_in(
@@ -298,9 +296,22 @@ class InotifySource(Source[InotifyOptions]):
                     Event(EventKind.CLOSED_WRITE, entry, self.source, False, None, seen, meta)
                 )
 
-    async def _self_event(
-        self, wd: int, folder: _Dir, mask: int, emit: Emit, seen: datetime
+    async def _special(
+        self, wd: int, mask: int, folder: _Dir | None, emit: Emit, seen: datetime
     ) -> None:
+        """Overflow, a watch that ended, or an event on a watched folder itself."""
+        if mask & api.IN_Q_OVERFLOW:
+            await self._overflow(emit, seen)
+        elif folder is None:
+            return  # a late event of a watch already removed
+        elif mask & api.IN_IGNORED:
+            if self.dirs.get(wd) is folder:
+                del self.dirs[wd]
+                self.wds.pop(folder.path, None)
+        else:
+            await self._self_event(folder, mask, emit, seen)
+
+    async def _self_event(self, folder: _Dir, mask: int, emit: Emit, seen: datetime) -> None:
         """An event on a watched folder itself. Only roots report these: for any other
         folder its parent's watch already reported the same event under the folder's name."""
         if folder.path not in self.roots:
@@ -319,7 +330,7 @@ class InotifySource(Source[InotifyOptions]):
             self.log.warning("the file system of a watched path was unmounted", path=folder.path)
             return
         kind = SIMPLE_KINDS.get(mask & ~api.IN_ISDIR)
-        if kind is not None and kind in self.wanted:
+        if kind is not None and kind in self.wanted and not (is_dir and kind in FOLDER_LISTING):
             await emit(Event(kind, folder.path, self.source, is_dir, None, seen, folder.meta))
 
     async def _overflow(self, emit: Emit, seen: datetime) -> None:

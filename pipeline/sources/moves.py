@@ -26,6 +26,9 @@ class MovePairer:
     def __len__(self) -> int:
         return len(self._pending)
 
+    def __contains__(self, cookie: int) -> bool:
+        return cookie in self._pending
+
     def moved_from(self, cookie: int, path: str, is_dir: bool, now: float) -> None:
         self._pending[cookie] = MoveOrigin(path, is_dir, now + self.wait)
 
