@@ -34,8 +34,9 @@ def _suggest(word: str, choices: list[str]) -> str:
     return f"did you mean {close[0]!r}? " if close else ""
 
 
-def _unknown_key(key: str, allowed: list[str], what: str) -> str:
-    return f"unknown {what} {key!r}; {_suggest(key, allowed)}allowed: {', '.join(allowed)}"
+def _unknown_key(key: str, allowed: list[str], what: str, owner: str = "") -> str:
+    of = f" of {owner}" if owner else ""
+    return f"unknown {what} {key!r}{of}; {_suggest(key, allowed)}allowed: {', '.join(allowed)}"
 
 
 class _Validator:
@@ -154,23 +155,40 @@ class _Validator:
         try:
             return model.model_validate(data, context={"config_dir": self.config_dir})
         except ValidationError as exc:
-            allowed = sorted(model.model_fields)
-            for error in exc.errors():
-                self._report(error, path, type_name, allowed)
+            allowed = sorted({*model.model_fields, *(DELIVERY_KEYS if "sinks" in path else ())})
+            errors = exc.errors()
+            missing = {str(e["loc"][0]) for e in errors if e["type"] == "missing" and e["loc"]}
+            # A misspelt required option is one mistake: report the typo, not also the gap.
+            explained: set[str] = set()
+            for error in errors:
+                self._report(error, path, type_name, allowed, missing, explained)
+            for error in errors:
+                if error["type"] == "missing" and str(error["loc"][0]) not in explained:
+                    loc = (*path, *error["loc"])
+                    self.problem(path, f"missing required option {loc[-1]!r} of {type_name}")
             return None
 
     def _report(
-        self, error: ErrorDetails, path: ConfigPath, type_name: str, allowed: list[str]
+        self,
+        error: ErrorDetails,
+        path: ConfigPath,
+        type_name: str,
+        allowed: list[str],
+        missing: set[str],
+        explained: set[str],
     ) -> None:
         loc = tuple(error["loc"])
         where = (*path, *loc)
-        if error["type"] == "extra_forbidden":
-            key = str(loc[-1])
-            options = [*allowed, *(DELIVERY_KEYS if "sinks" in path else ())]
-            message = _unknown_key(key, sorted(set(options)), f"option of {type_name}:")
-            self.problem(where, message.replace(": '", " '", 1), key=True)
+        if error["type"] == "extra_forbidden" and len(loc) == 1:
+            key = str(loc[0])
+            message = _unknown_key(key, allowed, "option", type_name)
+            close = difflib.get_close_matches(key, allowed, n=1, cutoff=0.6)
+            if close and close[0] in missing:
+                explained.add(close[0])
+                message = message.replace("? ", f"? ({close[0]} is required) ", 1)
+            self.problem(where, message, key=True)
         elif error["type"] == "missing":
-            self.problem(where[:-1], f"missing required option {loc[-1]!r} of {type_name}")
+            return  # reported after the others, unless a typo explained it
         else:
             message = error["msg"]
             if message.startswith("Value error, "):

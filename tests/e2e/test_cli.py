@@ -80,7 +80,7 @@ def test_check_reports_every_mistake_with_its_location(tmp_path: Path) -> None:
     result = pipeline("check", str(config))
     assert result.returncode == 2
     lines = result.stdout.splitlines()
-    assert len(lines) == 4, result.stdout  # the misspelt option also leaves `path` missing
+    assert len(lines) == 3, result.stdout  # three mistakes, three lines
     assert lines[0].startswith(f"{config}:4:")
     assert "pipelines.landing.sources[0].type: unknown source type 'inotfy'" in lines[0]
     assert "did you mean 'inotify'?" in lines[0]
