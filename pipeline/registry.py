@@ -25,6 +25,7 @@ TRACE_ENV = "FSPIPELINE_TRACE_PLUGINS"
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "pipeline.sources.inotify",
     "pipeline.sources.poll",
+    "pipeline.sources.watchdog_observer",
     "pipeline.stages.filter",
     "pipeline.stages.debounce",
     "pipeline.sinks.console",
