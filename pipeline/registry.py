@@ -148,7 +148,14 @@ def build_registry(
     builtin = _builtin_distribution()
     origins: dict[str, str] = {}
     for module_name in BUILTIN_PLUGINS:
-        manager.register(importlib.import_module(module_name), name=module_name)
+        try:
+            module = importlib.import_module(module_name)
+        except ImportError as exc:
+            raise PluginError(
+                f"built-in plugin {module_name} failed to import: {exc}. The installation of "
+                f"{builtin} is broken; reinstall it (pip install --force-reinstall fspipeline)."
+            ) from exc
+        manager.register(module, name=module_name)
         origins[module_name] = builtin
     for name, plugin in extra_plugins:
         manager.register(plugin, name=name)
