@@ -64,9 +64,12 @@ def format_time(moment: datetime) -> str:
 def subject_of(event: Event) -> str:
     """The path relative to the watched root when the source recorded one, else the path."""
     root = event.meta.get("root")
-    if isinstance(root, str) and root and event.path.startswith(root):
-        rel = event.path[len(root) :].lstrip("/")
-        return rel or "."
+    if isinstance(root, str) and root:
+        base = root.rstrip("/")
+        if event.path in (base, root):
+            return "."
+        if event.path.startswith(base + "/"):
+            return event.path[len(base) + 1 :].lstrip("/") or "."
     return event.path
 
 
@@ -92,11 +95,11 @@ def to_cloudevent(event: Event) -> dict[str, Any]:
         "source": SOURCE_PREFIX + event.source,
         "type": TYPE_PREFIX + event.kind.value,
         "time": format_time(event.time),
+        # The subject is for display and routing; the lossless path is data.path(_b64).
+        "subject": _json_safe(subject_of(event)),
         "datacontenttype": "application/json",
+        "data": data,
     }
-    # The subject is for display and routing; the lossless path is data.path(_b64).
-    envelope["subject"] = _json_safe(subject_of(event))
-    envelope["data"] = data
     return envelope
 
 
@@ -130,20 +133,25 @@ def from_cloudevent(envelope: Mapping[str, Any]) -> Event:
         raise EventDecodeError(f"not an fspipeline CloudEvent: {exc}") from exc
     if not isinstance(data, Mapping):
         raise EventDecodeError("data must be an object")
+    is_dir = data.get("is_dir", False)
+    if not isinstance(is_dir, bool):
+        raise EventDecodeError(f"data.is_dir must be true or false, got {is_dir!r}")
     path = _take_text(data, "path")
     if path is None:
         raise EventDecodeError("data.path is missing")
     meta: dict[str, Any] = {}
     for key, value in data.items():
-        if key in _CORE_DATA_KEYS or key.endswith(B64_SUFFIX):
+        if key in _CORE_DATA_KEYS:
             continue
+        if key.endswith(B64_SUFFIX) and isinstance(data.get(key[: -len(B64_SUFFIX)]), str):
+            continue  # the lossless twin of a text value, read through _take_text
         meta[key] = _take_text(data, key) if isinstance(value, str) else value
     return Event(
         id=event_id,
         kind=kind,
         path=path,
         src_path=_take_text(data, "src_path"),
-        is_dir=bool(data.get("is_dir", False)),
+        is_dir=is_dir,
         time=moment,
         source=source.removeprefix(SOURCE_PREFIX),
         meta=meta,
@@ -154,7 +162,7 @@ def from_json(text: str | bytes) -> Event:
     """Parse one JSON document into an event; raises EventDecodeError."""
     try:
         envelope = json.loads(text)
-    except json.JSONDecodeError as exc:
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         raise EventDecodeError(f"invalid JSON: {exc}") from exc
     if not isinstance(envelope, Mapping):
         raise EventDecodeError("a CloudEvent must be a JSON object")

@@ -31,7 +31,7 @@ class EventKind(StrEnum):
 ALL_KINDS: frozenset[EventKind] = frozenset(EventKind)
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
+@dataclasses.dataclass(frozen=True, slots=True, eq=True)
 class Event:
     """A file-system event.
 
@@ -50,8 +50,13 @@ class Event:
     id: str = dataclasses.field(default_factory=new_event_id)
 
     def __post_init__(self) -> None:
+        # A read-only view is taken as it is: sources share one per watched root, so the
+        # hot path copies nothing. Whoever builds one must not change the dict behind it.
         if not isinstance(self.meta, MappingProxyType):
             object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
+
+    def __hash__(self) -> int:
+        return hash((self.id, self.kind, self.path, self.src_path, self.time))
 
     def evolve(self, **changes: Any) -> Event:
         """Return a copy with `changes` applied; the id is kept unless given."""

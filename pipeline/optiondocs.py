@@ -71,7 +71,11 @@ def _render_default(field: FieldInfo) -> str | None:
         return None
     if isinstance(value, enum.Enum):
         value = value.value
-    if isinstance(value, float) and _is_duration(field.metadata):
+    if (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and (_is_duration(field.metadata) or describe_type(field.annotation).startswith("duration"))
+    ):
         return f"{value * 1000:g}ms" if value < 1 else f"{value:g}s"
     return json.dumps(value, default=str)
 

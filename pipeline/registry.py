@@ -108,8 +108,15 @@ def _load_entry_points(manager: pluggy.PluginManager, origins: dict[str, str]) -
                 ) from exc
             if manager.is_registered(plugin):
                 continue
-            manager.register(plugin, name=ep.name)
+            _register(manager, plugin, ep.name, label)
             origins[ep.name] = label
+
+
+def _register(manager: pluggy.PluginManager, plugin: object, name: str, label: str) -> None:
+    try:
+        manager.register(plugin, name=name)
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"plugin {name!r} of {label} has an invalid hook: {exc}") from exc
 
 
 def _check_component(cls: Any, plugin: str, distribution: str) -> ComponentKind:
@@ -158,7 +165,7 @@ def build_registry(
         manager.register(module, name=module_name)
         origins[module_name] = builtin
     for name, plugin in extra_plugins:
-        manager.register(plugin, name=name)
+        _register(manager, plugin, name, "(registered in-process)")
         origins[name] = "(registered in-process)"
     if autoload is None:
         autoload = not os.environ.get(DISABLE_AUTOLOAD_ENV)

@@ -47,6 +47,8 @@ class _Validator:
         self.problems: list[str] = []
 
     def problem(self, path: ConfigPath, message: str, *, key: bool = False) -> None:
+        if path in self.locator.broken:
+            return  # already reported where the value is written
         self.problems.append(self.locator.problem(path, message, key=key))
 
     def top_level(self, data: Any) -> tuple[Path | None, float, tuple[PipelinePlan, ...]]:
@@ -155,13 +157,15 @@ class _Validator:
         try:
             return model.model_validate(data, context={"config_dir": self.config_dir})
         except ValidationError as exc:
-            allowed = sorted({*model.model_fields, *(DELIVERY_KEYS if "sinks" in path else ())})
+            allowed = sorted(
+                {*model.model_fields, *(DELIVERY_KEYS if path[2:3] == ("sinks",) else ())}
+            )
             errors = exc.errors()
             missing = {str(e["loc"][0]) for e in errors if e["type"] == "missing" and e["loc"]}
             # A misspelt required option is one mistake: report the typo, not also the gap.
             explained: set[str] = set()
             for error in errors:
-                self._report(error, path, type_name, allowed, missing, explained)
+                self._report(error, path, type_name, allowed, missing=missing, explained=explained)
             for error in errors:
                 if error["type"] == "missing" and str(error["loc"][0]) not in explained:
                     loc = (*path, *error["loc"])
@@ -174,6 +178,7 @@ class _Validator:
         path: ConfigPath,
         type_name: str,
         allowed: list[str],
+        *,
         missing: set[str],
         explained: set[str],
     ) -> None:
@@ -196,6 +201,16 @@ class _Validator:
             self.problem(where, message)
 
 
+def _position(source: str) -> Any:
+    """Sort key: problems in the order their line and column appear in the file."""
+
+    def key(problem: str) -> tuple[int, int]:
+        match = re.match(r"(\d+):(\d+):", problem.removeprefix(source + ":"))
+        return (int(match.group(1)), int(match.group(2))) if match else (0, 0)
+
+    return key
+
+
 def load_config_data(
     data: Any,
     registry: Registry,
@@ -210,7 +225,7 @@ def load_config_data(
     validator.problems.extend(problems or [])
     state_dir, timeout, pipelines = validator.top_level(data)
     if validator.problems:
-        raise ConfigError(validator.problems)
+        raise ConfigError(sorted(validator.problems, key=_position(source)))
     return Plan(source, config_dir, state_dir, timeout, pipelines, dict(data))
 
 

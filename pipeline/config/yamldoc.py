@@ -29,6 +29,8 @@ class Locator:
     filename: str
     values: dict[ConfigPath, tuple[int, int]] = dataclasses.field(default_factory=dict)
     keys: dict[ConfigPath, tuple[int, int]] = dataclasses.field(default_factory=dict)
+    broken: set[ConfigPath] = dataclasses.field(default_factory=set)
+    """Values already reported (unset variable, bad tag): validation stays quiet about them."""
 
     def where(self, path: ConfigPath, *, key: bool = False) -> tuple[int, int]:
         """Position of `path` (its key when `key`), else of its nearest written ancestor."""
@@ -54,27 +56,51 @@ class _Builder:
         self.environ = environ
         self.problems: list[str] = []
         self._scalars = yaml.SafeLoader("")
+        self._open: set[int] = set()
+
+    def _report(self, node: yaml.Node, path: ConfigPath, message: str) -> None:
+        mark = node.start_mark
+        self.problems.append(
+            f"{self.locator.filename}:{mark.line + 1}:{mark.column + 1}: "
+            f"{dotted(path) + ': ' if path else ''}{message}"
+        )
+        self.locator.broken.add(path)
 
     def build(self, node: yaml.Node, path: ConfigPath) -> Any:
         self.locator.values.setdefault(path, (node.start_mark.line + 1, node.start_mark.column + 1))
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, path)
-        if isinstance(node, yaml.SequenceNode):
-            return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
-        assert isinstance(node, yaml.ScalarNode)
-        return self._scalar(node, path)
+        if id(node) in self._open:
+            self._report(node, path, "an alias may not refer to a node that contains it")
+            return None
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, path)
+            if isinstance(node, yaml.SequenceNode):
+                return [self.build(child, (*path, i)) for i, child in enumerate(node.value)]
+            assert isinstance(node, yaml.ScalarNode)
+            return self._scalar(node, path)
+        finally:
+            self._open.discard(id(node))
 
     def _mapping(self, node: yaml.MappingNode, path: ConfigPath) -> dict[str, Any]:
+        written = sum(1 for k, _ in node.value if k.tag != "tag:yaml.org,2002:merge")
         self._scalars.flatten_mapping(node)  # resolves `<<: *anchor` merge keys
+        merged = len(node.value) - written  # flatten puts the merged pairs first
         out: dict[str, Any] = {}
-        for key_node, value_node in node.value:
+        from_merge: set[str] = set()
+        for index, (key_node, value_node) in enumerate(node.value):
             key = self._scalar(key_node, path) if isinstance(key_node, yaml.ScalarNode) else None
             if not isinstance(key, str | int | float | bool) or key is None:
                 self.problems.append(self.locator.problem(path, "mapping keys must be plain text"))
                 continue
             key = str(key)
             child = (*path, key)
-            if key in out:
+            if key in from_merge:  # a key written (or merged later) overrides a merged one
+                from_merge.discard(key)
+                for table in (self.locator.values, self.locator.keys):
+                    for stale in [p for p in table if p[: len(child)] == child]:
+                        del table[stale]
+            elif key in out:
                 mark = key_node.start_mark
                 self.problems.append(
                     f"{self.locator.filename}:{mark.line + 1}:{mark.column + 1}: "
@@ -87,6 +113,8 @@ class _Builder:
                 key_node.start_mark.column + 1,
             )
             out[key] = self.build(value_node, child)
+            if index < merged:
+                from_merge.add(key)
         return out
 
     def _scalar(self, node: yaml.ScalarNode, path: ConfigPath) -> Any:
@@ -95,11 +123,7 @@ class _Builder:
             try:
                 text = expand(text, self.environ)
             except EnvExpansionError as exc:
-                mark = node.start_mark
-                self.problems.append(
-                    f"{self.locator.filename}:{mark.line + 1}:{mark.column + 1}: "
-                    f"{dotted(path) + ': ' if path else ''}{exc}"
-                )
+                self._report(node, path, str(exc))
                 return ""
             if node.style is None:  # a plain scalar is typed by what it expands to
                 resolve: Any = self._scalars.resolve  # untyped in types-PyYAML
@@ -107,7 +131,14 @@ class _Builder:
                 node = yaml.ScalarNode(tag, text, node.start_mark, node.end_mark)
             else:
                 return text
-        return self._scalars.construct_object(node, deep=True)
+        try:
+            return self._scalars.construct_object(node, deep=True)
+        except yaml.constructor.ConstructorError:
+            raise
+        except Exception:  # PyYAML's constructors raise bare ValueError, KeyError, ...
+            tag = node.tag.rsplit(":", 1)[-1]
+            self._report(node, path, f"{node.value!r} is not a valid !!{tag} value")
+            return None
 
 
 def parse_yaml(
