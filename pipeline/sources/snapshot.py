@@ -1,0 +1,489 @@
+"""Stat snapshots of folder trees, and the diff of two snapshots into ordered changes.
+
+This is the pure part of the `poll` source: `scan` reads a tree through an injectable
+`scandir`/`stat` (the real ones by default), `diff` compares two snapshots without I/O.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import os
+import stat as statmod
+from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
+from contextlib import AbstractContextManager
+from typing import NamedTuple, Protocol
+
+from pipeline.event import EventKind
+
+Entry = tuple[int, int, int, int, int, int, int, int]
+"""What a snapshot keeps per path: (mode, dev, ino, size, mtime_ns, ctime_ns, uid, gid).
+
+A plain tuple, so that 100,000 entries stay cheap to build, hold and compare. Folders
+keep 0 for size and ctime_ns: both change whenever an entry is added or removed, which
+is not a change of the folder itself.
+"""
+MODE, DEV, INO, SIZE, MTIME_NS, CTIME_NS, UID, GID = range(8)
+
+_GONE = (errno.ENOENT, errno.ENOTDIR)
+
+
+class DirEntryLike(Protocol):
+    """The part of `os.DirEntry` a scan uses."""
+
+    @property
+    def path(self) -> str: ...
+
+    def stat(self, *, follow_symlinks: bool = ...) -> os.stat_result: ...
+
+
+ScanDir = Callable[[str], AbstractContextManager[Iterator[DirEntryLike]]]
+"""`os.scandir`, or a stand-in for tests."""
+Stat = Callable[[str], os.stat_result]
+"""`os.stat`, or a stand-in for tests; used for the roots only (they may be symlinks)."""
+
+
+def is_dir(entry: Entry) -> bool:
+    return statmod.S_ISDIR(entry[MODE])
+
+
+def entry_of(st: os.stat_result) -> Entry:
+    """The snapshot entry for one `stat` result."""
+    if statmod.S_ISDIR(st.st_mode):
+        return (st.st_mode, st.st_dev, st.st_ino, 0, st.st_mtime_ns, 0, st.st_uid, st.st_gid)
+    return (
+        st.st_mode, st.st_dev, st.st_ino, st.st_size,
+        st.st_mtime_ns, st.st_ctime_ns, st.st_uid, st.st_gid,
+    )  # fmt: skip
+
+
+@dataclasses.dataclass(slots=True)
+class Snapshot:
+    """The state of every watched tree at one scan."""
+
+    entries: dict[str, Entry] = dataclasses.field(default_factory=dict)
+    """Every path seen (roots included), as str (`os.fsdecode`), to its entry."""
+    problems: dict[str, str] = dataclasses.field(default_factory=dict)
+    """Folders not (fully) read this time, to why; what was last seen in them is kept."""
+    missing: list[str] = dataclasses.field(default_factory=list)
+    """Roots that do not exist (any more)."""
+
+
+class ScanCancelled(Exception):
+    """Raised inside `scan` when its `progress.cancelled` was set."""
+
+
+class ScanProgress:
+    """Where a running scan is; read by another thread to tell a hung folder from a big one.
+
+    `steps` grows by one per entry read, so a folder whose `steps` stop moving is one whose
+    current system call has not returned.
+    """
+
+    __slots__ = ("cancelled", "folder", "steps")
+
+    def __init__(self) -> None:
+        self.folder = ""
+        self.steps = 0
+        self.cancelled = False
+
+
+def scan(
+    roots: Sequence[str],
+    *,
+    recursive: bool = True,
+    previous: Snapshot | None = None,
+    skip: Collection[str] = (),
+    progress: ScanProgress | None = None,
+    scandir: ScanDir = os.scandir,
+    stat: Stat = os.stat,
+) -> Snapshot:
+    """Stat every path under `roots`; symlinks below a root are not followed.
+
+    A folder that cannot be read (denied, I/O error) keeps what `previous` held below it
+    and is listed in `problems`; so does one in `skip`, without being listed. A folder
+    that vanished while being read counts as empty. Raises ScanCancelled once
+    `progress.cancelled` is set (checked between folders).
+    """
+    walk = _Walk(previous, recursive, skip, progress or ScanProgress(), scandir)
+    for root in roots:
+        if root in skip:
+            walk.keep(root, tree=True)
+            continue
+        walk.progress.folder = root
+        try:
+            st = stat(root)
+        except OSError as exc:
+            if exc.errno in _GONE:
+                walk.snap.missing.append(root)
+            else:
+                walk.snap.problems[root] = exc.strerror or str(exc)
+                walk.keep(root, tree=True)
+            continue
+        walk.snap.entries[root] = entry_of(st)
+        if statmod.S_ISDIR(st.st_mode):
+            walk.tree(root)
+    return walk.finish()
+
+
+class _Walk:
+    """The state of one `scan`."""
+
+    def __init__(
+        self,
+        previous: Snapshot | None,
+        recursive: bool,
+        skip: Collection[str],
+        progress: ScanProgress,
+        scandir: ScanDir,
+    ) -> None:
+        self.snap = Snapshot()
+        self.old = previous.entries if previous is not None else {}
+        self.recursive = recursive
+        self.skip = skip
+        self.progress = progress
+        self.scandir = scandir
+        self.kept_paths: set[str] = set()  # paths whose previous entry is kept
+        self.kept_trees: set[str] = set()  # folders whose previous contents are kept
+
+    def keep(self, path: str, *, tree: bool) -> None:
+        self.kept_paths.add(path)
+        if tree:
+            self.kept_trees.add(path)
+
+    def tree(self, root: str) -> None:
+        stack = [root]
+        while stack:
+            folder = stack.pop()
+            if self.progress.cancelled:
+                raise ScanCancelled(folder)
+            if folder in self.skip:
+                self.kept_trees.add(folder)
+                continue
+            self.progress.folder = folder
+            try:
+                self.folder(folder, stack)
+            except OSError as exc:
+                if exc.errno not in _GONE:
+                    self.snap.problems[folder] = exc.strerror or str(exc)
+                    self.kept_trees.add(folder)
+
+    def folder(self, folder: str, stack: list[str]) -> None:
+        """Read one folder into the snapshot; push its subfolders onto `stack`."""
+        entries, progress, recursive = self.snap.entries, self.progress, self.recursive
+        isdir = statmod.S_ISDIR
+        with self.scandir(folder) as listing:
+            for item in listing:
+                progress.steps += 1
+                try:
+                    st = item.stat(follow_symlinks=False)
+                except OSError as exc:
+                    self.unstatable(folder, item.path, exc)
+                    continue
+                entries[item.path] = entry_of(st)
+                if recursive and isdir(st.st_mode):
+                    stack.append(item.path)
+
+    def unstatable(self, folder: str, path: str, exc: OSError) -> None:
+        if exc.errno in _GONE:
+            return  # deleted since the folder was listed
+        self.snap.problems.setdefault(folder, exc.strerror or str(exc))
+        before = self.old.get(path)
+        self.keep(path, tree=before is not None and is_dir(before))
+
+    def finish(self) -> Snapshot:
+        if (self.kept_paths or self.kept_trees) and self.old:
+            _keep_previous(self.old, self.snap.entries, self.kept_paths, self.kept_trees)
+        return self.snap
+
+
+def _keep_previous(
+    old: Mapping[str, Entry], entries: dict[str, Entry], paths: set[str], trees: set[str]
+) -> None:
+    """Copy into `entries` the previous entries of `paths`, and those below `trees` whose
+    child of that folder was not freshly seen (a child seen fresh was scanned itself)."""
+    prefixes = tuple(below(folder) for folder in trees)
+    kept: dict[str, Entry] = {}
+    for path, entry in old.items():
+        if path in paths:
+            if path not in entries:
+                kept[path] = entry
+            continue
+        if not path.startswith(prefixes):
+            continue
+        # The deepest kept folder above `path`, and its child that leads to `path`.
+        child = path
+        for ancestor in _ancestors(path):
+            if ancestor in trees:
+                break
+            child = ancestor
+        if child not in entries:
+            kept[path] = entry
+    entries.update(kept)
+
+
+def below(folder: str) -> str:
+    """The prefix every path inside `folder` starts with."""
+    return folder if folder.endswith(os.sep) else folder + os.sep
+
+
+def _ancestors(path: str) -> Iterator[str]:
+    """The folders above `path`, nearest first, up to the file-system root."""
+    parent = os.path.dirname(path)
+    while parent != path:
+        yield parent
+        path, parent = parent, os.path.dirname(parent)
+
+
+# -- diff ------------------------------------------------------------------------------
+
+
+class Change(NamedTuple):
+    """One difference between two snapshots."""
+
+    kind: EventKind
+    path: str
+    is_dir: bool
+    src_path: str | None = None
+    entry: Entry | None = None
+    """The path's entry in the newer snapshot; None for `deleted`."""
+
+
+def _same_file(before: Entry, after: Entry) -> bool:
+    """Whether `after` (at another path) is `before` renamed: same inode, type and content.
+
+    Requiring an unchanged mtime (and size, for files) keeps a freshly created file that
+    reuses a just-freed inode number from passing for a rename.
+    """
+    return (
+        before[INO] == after[INO]
+        and before[DEV] == after[DEV]
+        and statmod.S_IFMT(before[MODE]) == statmod.S_IFMT(after[MODE])
+        and before[MTIME_NS] == after[MTIME_NS]
+        and before[SIZE] == after[SIZE]
+    )
+
+
+def diff(old: Mapping[str, Entry], new: Mapping[str, Entry]) -> list[Change]:
+    """The changes that turn `old` into `new`, in an order a mirror can replay.
+
+    Order: folders that something is moved into are created first; then the moves (the
+    move out of a path before the move into it, moves out of a moved folder before it, a
+    moved folder before moves into it); then deletions, entries before their folder; then
+    creations, folders before their entries; then `modified` and `attrib` by path.
+    Entries that moved along with their folder are not reported: only the folder's move
+    is. A path now held by another file of the same type is reported as `created` (or as
+    the `moved` that brought it there); one whose file type changed as `deleted`, then
+    `created`.
+    """
+    appeared, gone, changed = _compare(old, new)
+    if not (appeared or gone or changed):
+        return []
+    moves = _pair_moves(old, new, gone, appeared)  # new path -> old path
+    replay = _Replay(old, new, set(moves.values()))
+    explicit = _explicit_moves(moves, new)
+    created = {path for path in appeared if path not in moves}
+    early: set[str] = set()  # created folders that something moves into
+    for dst in explicit:
+        for ancestor in _ancestors(dst):
+            if ancestor not in created or ancestor in early:
+                break
+            early.add(ancestor)
+    for path in sorted(early):
+        replay.report(EventKind.CREATED, path)
+    for dst in _move_order(explicit):
+        replay.report(EventKind.MOVED, dst, explicit[dst])
+    replay.delete(gone)
+    for path in sorted(created - early):
+        replay.report(EventKind.CREATED, path)
+    updates = [(path, old[path], False) for path in changed]
+    updates += [(dst, old[src], True) for dst, src in moves.items()]
+    for path, before, moved in sorted(updates):
+        kind = _update_kind(before, new[path], moved=moved)
+        if kind is not None:
+            replay.report(kind, path)
+    return replay.out
+
+
+def _compare(
+    old: Mapping[str, Entry], new: Mapping[str, Entry]
+) -> tuple[list[str], list[str], list[str]]:
+    """Paths that appeared, that are gone, and that changed but hold the same file.
+
+    A path that now holds another file (other inode or file type) is in both of the first.
+    """
+    get = old.get
+    appeared: list[str] = []
+    gone: list[str] = []
+    changed: list[str] = []
+    matched = 0
+    for path, entry in new.items():
+        before = get(path)
+        if before is None:
+            appeared.append(path)
+            continue
+        matched += 1
+        if before == entry:
+            continue
+        if (
+            before[INO] == entry[INO]
+            and before[DEV] == entry[DEV]
+            and statmod.S_IFMT(before[MODE]) == statmod.S_IFMT(entry[MODE])
+        ):
+            changed.append(path)
+        else:
+            gone.append(path)
+            appeared.append(path)
+    if matched != len(old):
+        gone.extend(path for path in old if path not in new)
+    return appeared, gone, changed
+
+
+class _Replay:
+    """Collects the changes of one diff, reporting each path's old file at most once."""
+
+    def __init__(
+        self, old: Mapping[str, Entry], new: Mapping[str, Entry], sources: set[str]
+    ) -> None:
+        self.old = old
+        self.new = new
+        self.sources = sources  # old paths whose file moved elsewhere
+        self.out: list[Change] = []
+        self.deleted: set[str] = set()
+
+    def retyped(self, path: str) -> bool:
+        """Whether `path` holds a file of another type (file, folder, symlink) than before."""
+        before, after = self.old.get(path), self.new.get(path)
+        return (
+            before is not None
+            and after is not None
+            and statmod.S_IFMT(before[MODE]) != statmod.S_IFMT(after[MODE])
+        )
+
+    def report(self, kind: EventKind, path: str, src_path: str | None = None) -> None:
+        if kind in (EventKind.CREATED, EventKind.MOVED) and self.retyped(path):
+            self.delete([path])  # the old file of another type goes first
+        entry = self.new[path]
+        self.out.append(Change(kind, path, is_dir(entry), src_path, entry))
+
+    def delete(self, gone: list[str]) -> None:
+        """Report as deleted those of `gone` that neither moved nor were replaced."""
+        deleted = [
+            path
+            for path in gone
+            if path not in self.sources
+            and path not in self.deleted
+            and (path not in self.new or self.retyped(path))
+        ]
+        for path in sorted(deleted, reverse=True):
+            self.deleted.add(path)
+            self.out.append(Change(EventKind.DELETED, path, is_dir(self.old[path])))
+
+
+def _pair_moves(
+    old: Mapping[str, Entry], new: Mapping[str, Entry], gone: list[str], appeared: list[str]
+) -> dict[str, str]:
+    """Which appeared paths hold a file that vanished from another path: new -> old path.
+
+    A folder whose mtime changed (entries added or removed) still counts as moved when at
+    least one entry moved along with it.
+    """
+    vanished = {(old[path][DEV], old[path][INO]): path for path in gone}
+    moves: dict[str, str] = {}
+    if not vanished:
+        return moves
+    folders: dict[str, str] = {}  # old -> new path of a folder that may have moved
+    for path in appeared:
+        entry = new[path]
+        identity = (entry[DEV], entry[INO])
+        src = vanished.get(identity)
+        if src is None:
+            continue
+        if _same_file(old[src], entry):
+            moves[path] = src
+            del vanished[identity]
+        elif is_dir(entry) and is_dir(old[src]):
+            folders[src] = path
+    if folders:
+        for dst, src in list(moves.items()):
+            for ancestor in _ancestors(src):
+                target = folders.get(ancestor)
+                if target is not None and dst == target + src[len(ancestor) :]:
+                    moves[target] = ancestor
+                    del folders[ancestor]
+    return moves
+
+
+def _update_kind(before: Entry, after: Entry, *, moved: bool) -> EventKind | None:
+    """`modified`, `attrib` or nothing, for one file seen in both snapshots."""
+    if moved or is_dir(after):
+        # A rename changes ctime by itself, and a folder's mtime follows its entries:
+        # only mode and owner count.
+        owner_changed = (before[MODE], before[UID], before[GID]) != (
+            after[MODE], after[UID], after[GID],
+        )  # fmt: skip
+        return EventKind.ATTRIB if owner_changed else None
+    if before[SIZE] != after[SIZE] or before[MTIME_NS] != after[MTIME_NS]:
+        return EventKind.MODIFIED
+    return EventKind.ATTRIB
+
+
+def _explicit_moves(moves: Mapping[str, str], new: Mapping[str, Entry]) -> dict[str, str]:
+    """The moves to report: not those of entries that simply moved with their folder."""
+    folder_moves = {src: dst for dst, src in moves.items() if is_dir(new[dst])}
+    if not folder_moves:
+        return dict(moves)
+    explicit: dict[str, str] = {}
+    for dst, src in moves.items():
+        for ancestor in _ancestors(src):
+            moved_to = folder_moves.get(ancestor)
+            if moved_to is not None:
+                if dst != moved_to + src[len(ancestor) :]:
+                    explicit[dst] = src
+                break
+        else:
+            explicit[dst] = src
+    return explicit
+
+
+def _move_order(moves: Mapping[str, str]) -> list[str]:
+    """The destinations of `moves` (new -> old path) in an order a mirror can replay.
+
+    A move comes after: the move out of its destination (`mv b c; mv a b`), the moves
+    out of its source folder, and the move of a folder above its destination. Cycles
+    (swaps, which need a third name) are cut.
+    """
+    by_src = {src: dst for dst, src in moves.items()}
+    leaving: dict[str, list[str]] = {}  # a folder move -> the moves out of its source
+    for dst, src in moves.items():
+        for ancestor in _ancestors(src):
+            if ancestor in by_src:
+                leaving.setdefault(by_src[ancestor], []).append(dst)
+                break
+
+    def first(dst: str) -> Iterator[str]:
+        if dst in by_src:
+            yield by_src[dst]
+        yield from leaving.get(dst, ())
+        for ancestor in _ancestors(dst):
+            if ancestor in moves:
+                yield ancestor
+                break
+
+    order: list[str] = []
+    entered: set[str] = set()
+    for start in sorted(moves):
+        if start in entered:
+            continue
+        entered.add(start)
+        stack = [(start, first(start))]
+        while stack:
+            dst, pending = stack[-1]
+            nxt = next((d for d in pending if d not in entered), None)
+            if nxt is None:
+                stack.pop()
+                order.append(dst)
+            else:
+                entered.add(nxt)
+                stack.append((nxt, first(nxt)))
+    return order
