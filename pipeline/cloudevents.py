@@ -46,6 +46,10 @@ def _put_text(data: dict[str, Any], key: str, value: str) -> None:
     data[key + B64_SUFFIX] = base64.b64encode(raw).decode("ascii")
 
 
+def _is_text_list(value: Any) -> bool:
+    return isinstance(value, list | tuple) and all(isinstance(v, str) for v in value)
+
+
 def _json_safe(value: Any) -> Any:
     if isinstance(value, str):
         return value if _is_utf8_clean(value) else os.fsencode(value).decode("utf-8", "replace")
@@ -87,6 +91,10 @@ def to_cloudevent(event: Event) -> dict[str, Any]:
             continue
         if isinstance(value, str):
             _put_text(data, key, value)
+        elif _is_text_list(value) and not all(_is_utf8_clean(v) for v in value):
+            # A list of paths (a batch) with a non-UTF-8 one: exact bytes item by item.
+            data[key] = [_json_safe(v) for v in value]
+            data[key + B64_SUFFIX] = [base64.b64encode(os.fsencode(v)).decode() for v in value]
         else:
             data[key] = _json_safe(value)
     envelope: dict[str, Any] = {
@@ -121,6 +129,15 @@ def _take_text(data: Mapping[str, Any], key: str) -> str | None:
     raise EventDecodeError(f"{key} must be a string, got {type(value).__name__}")
 
 
+def _take_text_list(data: Mapping[str, Any], key: str) -> list[str]:
+    try:
+        return [
+            os.fsdecode(base64.b64decode(item, validate=True)) for item in data[key + B64_SUFFIX]
+        ]
+    except (binascii.Error, TypeError, ValueError) as exc:
+        raise EventDecodeError(f"{key}{B64_SUFFIX} must be a list of base64 strings") from exc
+
+
 def from_cloudevent(envelope: Mapping[str, Any]) -> Event:
     """Rebuild an event from its CloudEvents mapping; raises EventDecodeError."""
     try:
@@ -143,9 +160,15 @@ def from_cloudevent(envelope: Mapping[str, Any]) -> Event:
     for key, value in data.items():
         if key in _CORE_DATA_KEYS:
             continue
-        if key.endswith(B64_SUFFIX) and isinstance(data.get(key[: -len(B64_SUFFIX)]), str):
-            continue  # the lossless twin of a text value, read through _take_text
-        meta[key] = _take_text(data, key) if isinstance(value, str) else value
+        twin = data.get(key[: -len(B64_SUFFIX)]) if key.endswith(B64_SUFFIX) else None
+        if isinstance(twin, str) or (isinstance(twin, list) and isinstance(value, list)):
+            continue  # the lossless twin of a text value, read with that value
+        if isinstance(value, str):
+            meta[key] = _take_text(data, key)
+        elif isinstance(value, list) and isinstance(data.get(key + B64_SUFFIX), list):
+            meta[key] = _take_text_list(data, key)
+        else:
+            meta[key] = value
     return Event(
         id=event_id,
         kind=kind,

@@ -26,9 +26,12 @@ class EventKind(StrEnum):
     DELETED = "deleted"
     MOVED = "moved"
     OVERFLOW = "overflow"
+    BATCH = "batch"
+    """Several settled paths at once (debounce's batch mode): `meta.paths` lists them."""
 
 
-ALL_KINDS: frozenset[EventKind] = frozenset(EventKind)
+ALL_KINDS: frozenset[EventKind] = frozenset(EventKind) - {EventKind.BATCH}
+"""Every kind a source can report (a batch is made by a stage, never seen by a source)."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True, eq=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from pipeline.errors import SourceError
 from pipeline.event import EventKind
@@ -21,6 +21,13 @@ class WatchOptions(ComponentOptions):
     """Event kinds to report; unset reports every kind this source can see."""
     create_missing: bool = False
     """Create a watched folder that does not exist yet, instead of failing at start."""
+
+    @field_validator("events")
+    @classmethod
+    def _source_kinds(cls, kinds: list[EventKind] | None) -> list[EventKind] | None:
+        if kinds is not None and EventKind.BATCH in kinds:
+            raise ValueError("`batch` events are made by the debounce stage, not by sources")
+        return kinds
 
 
 def prepare_roots(options: WatchOptions) -> list[str]:

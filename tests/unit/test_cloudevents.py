@@ -329,3 +329,17 @@ def test_bad_input_raises_event_decode_error(text: str | bytes) -> None:
 def test_event_decode_error_is_a_value_error() -> None:
     # callers that already catch ValueError for bad input keep working
     assert issubclass(EventDecodeError, ValueError)
+
+
+def test_a_batch_with_a_non_utf8_path_round_trips_item_by_item() -> None:
+    from pipeline.cloudevents import from_json, to_json
+    from pipeline.event import Event, EventKind
+
+    paths = ["/in/a.csv", os.fsdecode(b"/in/caf\xe9.csv")]
+    batch = Event(EventKind.BATCH, "/in", "p/debounce", True, meta={"paths": paths, "count": 2})
+    line = to_json(batch)
+    line.encode("utf-8")
+    back = from_json(line)
+    assert list(back.meta["paths"]) == paths
+    assert back.meta["count"] == 2
+    assert "paths_b64" not in back.meta
