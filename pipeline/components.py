@@ -5,7 +5,7 @@ from __future__ import annotations
 import abc
 import dataclasses
 import inspect
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from enum import StrEnum
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
@@ -115,6 +115,16 @@ class Sink(Component[OptionsT]):
     @abc.abstractmethod
     async def send(self, event: Event) -> None:
         """Deliver one event; return only once it is delivered."""
+
+    async def send_batch(self, events: Sequence[Event]) -> None:
+        """Deliver several events at once (when the sink is configured with `batch_size`).
+
+        Override it where the target takes batches (one request, one transaction). The
+        default sends them one by one. Raising fails the whole batch: it is retried, then
+        each of its events is dead-lettered, so only raise once nothing more can succeed.
+        """
+        for event in events:
+            await self.send(event)
 
 
 AnyComponent = Component[Any]

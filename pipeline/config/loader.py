@@ -19,7 +19,7 @@ from pipeline.options import parse_duration
 from pipeline.registry import Registry
 
 TOP_LEVEL_KEYS = ("state_dir", "shutdown_timeout", "pipelines")
-PIPELINE_KEYS = ("sources", "stages", "sinks")
+PIPELINE_KEYS = ("sources", "stages", "sinks", "dead_letter")
 SECTION_KIND = {
     "sources": ComponentKind.SOURCE,
     "stages": ComponentKind.STAGE,
@@ -45,6 +45,7 @@ class _Validator:
         self.locator = locator
         self.config_dir = config_dir
         self.problems: list[str] = []
+        self.state_dir: Path | None = None
 
     def problem(self, path: ConfigPath, message: str, *, key: bool = False) -> None:
         if path in self.locator.broken:
@@ -61,7 +62,7 @@ class _Validator:
         for key in data:
             if key not in TOP_LEVEL_KEYS:
                 self.problem((key,), _unknown_key(key, list(TOP_LEVEL_KEYS), "key"), key=True)
-        state_dir = self._state_dir(data.get("state_dir"))
+        state_dir = self.state_dir = self._state_dir(data.get("state_dir"))
         timeout = self._duration(data, "shutdown_timeout", DEFAULT_SHUTDOWN_TIMEOUT)
         pipelines = data.get("pipelines")
         if not isinstance(pipelines, Mapping) or not pipelines:
@@ -119,9 +120,20 @@ class _Validator:
                 self.problem(where, f"`{section}` is empty; a pipeline needs at least one {kind}")
             built = (self.component(kind, item, (*where, i)) for i, item in enumerate(items))
             sections[section] = tuple(plan for plan in built if plan is not None)
-        return PipelinePlan(name, sections["sources"], sections["stages"], sections["sinks"])
+        dead_letter = None
+        if body.get("dead_letter") is not None:
+            where = (*path, "dead_letter")
+            dead_letter = self.component(
+                ComponentKind.SINK, body["dead_letter"], where, queued=False
+            )
+        return PipelinePlan(
+            name, sections["sources"], sections["stages"], sections["sinks"], dead_letter
+        )
 
-    def component(self, kind: ComponentKind, item: Any, path: ConfigPath) -> ComponentPlan | None:
+    def component(
+        self, kind: ComponentKind, item: Any, path: ConfigPath, *, queued: bool = True
+    ) -> ComponentPlan | None:
+        """Validate one component; `queued` sinks also take the engine's delivery keys."""
         if not isinstance(item, Mapping):
             self.problem(path, f"a {kind} is a mapping with a `type:` key and its options")
             return None
@@ -144,12 +156,17 @@ class _Validator:
             return None
         options = {k: v for k, v in item.items() if k != "type"}
         delivery: DeliveryPolicy | None = None
-        if kind is ComponentKind.SINK:
+        if kind is ComponentKind.SINK and queued:
             engine_keys = {k: options.pop(k) for k in list(options) if k in DELIVERY_KEYS}
             delivery = self._validate(DeliveryPolicy, engine_keys, path, type_name)
+            if delivery is not None and delivery.spool and self.state_dir is None:
+                self.problem(
+                    (*path, "spool"), "a spool lives under `state_dir`; set state_dir at the top"
+                )
+                return None
         model = spec.options_model
         validated = self._validate(model, options, path, type_name)
-        if validated is None or (kind is ComponentKind.SINK and delivery is None):
+        if validated is None or (kind is ComponentKind.SINK and queued and delivery is None):
             return None
         return ComponentPlan(spec, validated, dotted(path[1:]), delivery)
 

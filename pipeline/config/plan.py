@@ -17,11 +17,26 @@ class DeliveryPolicy(ComponentOptions):
     """Engine-owned keys a sink may carry beside its own options."""
 
     queue_size: int = Field(default=1024, ge=1, le=1_000_000)
-    """Events that may wait for this sink; when full, sources are slowed, never dropped."""
+    """Events that may wait in memory for this sink; when full, sources are slowed, never
+    dropped."""
+    concurrency: int = Field(default=1, ge=1, le=256)
+    """Deliveries in flight at once. Events about one path keep their order whatever this is."""
     max_attempts: int = Field(default=3, ge=1, le=1000)
     """Deliveries tried before the event is dead-lettered."""
     retry_backoff: Duration = 0.5
-    """Wait before the first retry; doubled each time, with jitter, capped at 30s."""
+    """Wait before the first retry; doubled each time, with jitter."""
+    retry_max_backoff: Duration = 30.0
+    """The longest wait between two retries."""
+    batch_size: int = Field(default=1, ge=1, le=100_000)
+    """Hand the sink up to this many events in one call (for sinks that take batches)."""
+    batch_wait: Duration = 0.0
+    """How long a batch may wait to fill up before it is sent anyway."""
+    spool: bool = False
+    """Keep the queue on disk under `state_dir` instead of in memory: events accepted for
+    this sink survive a crash or kill -9 and are delivered after the restart, and an outage
+    of the target fills the disk, not the memory."""
+    spool_max: int = Field(default=1_000_000, ge=1)
+    """Events the spool may hold before sources are slowed down."""
 
 
 DELIVERY_KEYS = frozenset(DeliveryPolicy.model_fields)
@@ -47,6 +62,7 @@ class PipelinePlan:
     sources: tuple[ComponentPlan, ...]
     stages: tuple[ComponentPlan, ...]
     sinks: tuple[ComponentPlan, ...]
+    dead_letter: ComponentPlan | None = None
 
 
 @dataclasses.dataclass(frozen=True)

@@ -8,15 +8,21 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from pipeline.components import Component, ComponentContext, Emit, Source, Stage
-from pipeline.engine.sinkworker import SinkWorker, _reason
+from pipeline.components import Component, ComponentContext, Emit, Sink, Source, Stage
+from pipeline.engine.deadletter import DeadLetters
+from pipeline.engine.queues import DeliveryQueue, MemoryQueue, SpoolQueue
+from pipeline.engine.sinkworker import SinkWorker
+from pipeline.engine.sinkworker import reason_of as _reason
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
+    import pluggy
+
     from pipeline.clock import Clock
-    from pipeline.config.plan import ComponentPlan, PipelinePlan, Plan
-    from pipeline.engine.deadletter import DeadLetters
+    from pipeline.config.plan import ComponentPlan, DeliveryPolicy, PipelinePlan, Plan
     from pipeline.event import Event
+
+SPOOL_FILE = "spool.sqlite3"
 
 SOURCE_RESTART_MIN = 1.0
 SOURCE_RESTART_MAX = 30.0
@@ -36,23 +42,41 @@ def _build(plan: ComponentPlan, pipeline: str, root: Plan, clock: Clock) -> Comp
     return plan.spec.cls(plan.options, context)
 
 
+def _queue(label: str, policy: DeliveryPolicy, root: Plan) -> DeliveryQueue:
+    if policy.spool:
+        assert root.state_dir is not None  # the config loader refuses a spool without one
+        return SpoolQueue(root.state_dir / SPOOL_FILE, label, policy.concurrency, policy.spool_max)
+    return MemoryQueue(policy.queue_size, policy.concurrency)
+
+
 class PipelineRuntime:
     """Builds, opens, runs and stops the components of one pipeline."""
 
     def __init__(
-        self, plan: PipelinePlan, root: Plan, dead_letters: DeadLetters, clock: Clock
+        self, plan: PipelinePlan, root: Plan, hooks: pluggy.HookRelay, clock: Clock
     ) -> None:
         self.name = plan.name
-        self.dead_letters = dead_letters
         self.clock = clock
         self.log = structlog.get_logger("pipeline").bind(pipeline=plan.name)
         self.sources: list[Source[Any]] = [_build(p, plan.name, root, clock) for p in plan.sources]  # type: ignore[misc]
         self.stages: list[Stage[Any]] = [_build(p, plan.name, root, clock) for p in plan.stages]  # type: ignore[misc]
-        self.workers = [
-            SinkWorker(_build(p, plan.name, root, clock), p.label, p.delivery, dead_letters, clock)  # type: ignore[arg-type]
-            for p in plan.sinks
-            if p.delivery is not None
-        ]
+        self.dead_letter_sink: Sink[Any] | None = (
+            _build(plan.dead_letter, plan.name, root, clock) if plan.dead_letter else None  # type: ignore[assignment]
+        )
+        self.dead_letters = DeadLetters(root.state_dir, hooks, self.dead_letter_sink)
+        self.workers: list[SinkWorker] = []
+        for sink_plan in plan.sinks:
+            assert sink_plan.delivery is not None
+            self.workers.append(
+                SinkWorker(
+                    _build(sink_plan, plan.name, root, clock),  # type: ignore[arg-type]
+                    sink_plan.label,
+                    sink_plan.delivery,
+                    queue=_queue(sink_plan.label, sink_plan.delivery, root),
+                    dead_letters=self.dead_letters,
+                    clock=clock,
+                )
+            )
         self._opened: list[Component[Any]] = []
         self._source_tasks: list[asyncio.Task[None]] = []
         self._stage_tasks: list[asyncio.Task[None]] = []
@@ -77,7 +101,7 @@ class PipelineRuntime:
                 raise
             except Exception as exc:
                 stage.log.error("stage failed on an event", path=event.path, exc_info=True)
-                self.dead_letters.put(event, stage.context.label, _reason(exc))
+                await self.dead_letters.put(event, stage.context.label, _reason(exc))
 
         return enter
 
@@ -95,6 +119,7 @@ class PipelineRuntime:
     async def open(self) -> None:
         """Open sinks, then stages, then sources; a failure closes what was opened."""
         components: list[Component[Any]] = [
+            *([self.dead_letter_sink] if self.dead_letter_sink else []),
             *(w.sink for w in self.workers),
             *self.stages,
             *self.sources,
@@ -114,7 +139,9 @@ class PipelineRuntime:
 
     def start(self) -> None:
         for worker in self.workers:
-            self._worker_tasks.append(asyncio.create_task(worker.run(), name=worker.label))
+            for lane in worker.lanes():
+                task = asyncio.create_task(worker.run_lane(lane), name=f"{worker.label}#{lane}")
+                self._worker_tasks.append(task)
         for index, stage in enumerate(self.stages):
             task = asyncio.create_task(stage.run(self._emits[index + 1]), name=stage.context.label)
             self._stage_tasks.append(task)
@@ -169,8 +196,16 @@ class PipelineRuntime:
     async def stop_sinks(self) -> int:
         """Cancel the delivery tasks; dead-letter what they still held. Returns that count."""
         await _cancel(self._worker_tasks)
-        left = sum(w.abandon("not delivered before the shutdown deadline") for w in self.workers)
-        for component in [*self.stages, *(w.sink for w in self.workers)]:
+        left = 0
+        for worker in self.workers:
+            left += await worker.abandon("not delivered before the shutdown deadline")
+            worker.queue.close()
+        sinks = [w.sink for w in self.workers]
+        for component in [
+            *self.stages,
+            *sinks,
+            *([self.dead_letter_sink] if self.dead_letter_sink else []),
+        ]:
             await self._close(component)
         return left
 

@@ -10,7 +10,6 @@ from typing import TYPE_CHECKING
 import structlog
 
 from pipeline.clock import Clock, SystemClock
-from pipeline.engine.deadletter import DeadLetters
 from pipeline.engine.pipeline import PipelineRuntime
 
 if TYPE_CHECKING:
@@ -27,10 +26,7 @@ class Runner:
         self.plan = plan
         self.hooks = registry.manager.hook
         self.clock = clock or SystemClock()
-        self.dead_letters = DeadLetters(plan.state_dir, self.hooks)
-        self.pipelines = [
-            PipelineRuntime(p, plan, self.dead_letters, self.clock) for p in plan.pipelines
-        ]
+        self.pipelines = [PipelineRuntime(p, plan, self.hooks, self.clock) for p in plan.pipelines]
         self.stopping = asyncio.Event()
         self.hurry = asyncio.Event()
         self.ready = asyncio.Event()
@@ -87,7 +83,8 @@ class Runner:
             left += await runtime.stop_sinks()
         if left:
             log.error("shutdown deadline passed; undelivered events were dead-lettered", count=left)
-        log.info("stopped", clean=clean and not left, dead_lettered=self.dead_letters.count)
+        dead = sum(runtime.dead_letters.count for runtime in self.pipelines)
+        log.info("stopped", clean=clean and not left, dead_lettered=dead)
         return clean and not left
 
 

@@ -1,4 +1,4 @@
-"""One sink's bounded queue and the task that delivers from it, with retries."""
+"""One sink's queue and the tasks that deliver from it: lanes, batches, retries, dead letters."""
 
 from __future__ import annotations
 
@@ -11,68 +11,96 @@ if TYPE_CHECKING:
     from pipeline.components import Sink
     from pipeline.config.plan import DeliveryPolicy
     from pipeline.engine.deadletter import DeadLetters
+    from pipeline.engine.queues import DeliveryQueue
     from pipeline.event import Event
 
-MAX_BACKOFF = 30.0
 
-
-def _reason(exc: BaseException) -> str:
+def reason_of(exc: BaseException) -> str:
+    """`TypeName: first line of the message`, for logs and dead letters."""
     text = str(exc).strip().splitlines()
     return f"{type(exc).__name__}: {text[0]}" if text else type(exc).__name__
 
 
 class SinkWorker:
-    """Feeds one sink from its own queue; `put` waits while the queue is full."""
+    """Feeds one sink from its queue with `policy.concurrency` lanes.
+
+    Events about one path always share a lane, so they reach the sink in order. A lane
+    takes up to `batch_size` events (waiting `batch_wait` for more) and hands them to the
+    sink in one `send_batch` call; a failed call is retried with exponential backoff and
+    jitter, then each of its events is dead-lettered.
+    """
 
     def __init__(
         self,
         sink: Sink[Any],
         label: str,
         policy: DeliveryPolicy,
+        *,
+        queue: DeliveryQueue,
         dead_letters: DeadLetters,
         clock: Clock,
     ) -> None:
         self.sink = sink
         self.label = label
         self.policy = policy
+        self.queue = queue
         self.dead_letters = dead_letters
         self.clock = clock
-        self.queue: asyncio.Queue[Event] = asyncio.Queue(maxsize=policy.queue_size)
-        self.in_flight: Event | None = None
         self.delivered = 0
         self.failed = 0
+        self.retries = 0
 
     async def put(self, event: Event) -> None:
         await self.queue.put(event)
 
-    async def run(self) -> None:
-        while True:
-            event = await self.queue.get()
-            self.in_flight = event
-            await self._deliver(event)  # if cancelled here, `abandon` still sees in_flight
-            self.in_flight = None
-            self.queue.task_done()
+    def lanes(self) -> range:
+        return range(self.policy.concurrency)
 
-    async def _deliver(self, event: Event) -> None:
+    async def run_lane(self, shard: int) -> None:
+        batch_size, batch_wait = self.policy.batch_size, self.policy.batch_wait
+        while True:
+            batch = [await self.queue.get(shard)]
+            if batch_size > 1:
+                self._take_ready(batch, shard)
+                if len(batch) < batch_size and batch_wait > 0:
+                    await self.clock.sleep(batch_wait)
+                    self._take_ready(batch, shard)
+            await self._deliver(batch)
+
+    def _take_ready(self, batch: list[tuple[int, Event]], shard: int) -> None:
+        while len(batch) < self.policy.batch_size:
+            item = self.queue.get_nowait(shard)
+            if item is None:
+                return
+            batch.append(item)
+
+    async def _deliver(self, batch: list[tuple[int, Event]]) -> None:
+        events = [event for _, event in batch]
         attempts = self.policy.max_attempts
         for attempt in range(1, attempts + 1):
             try:
-                await self.sink.send(event)
+                if len(events) == 1:
+                    await self.sink.send(events[0])
+                else:
+                    await self.sink.send_batch(events)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
-                reason = _reason(exc)
+                reason = reason_of(exc)
                 if attempt == attempts:
-                    self.failed += 1
-                    self.dead_letters.put(
-                        event, self.label, f"{reason} (after {attempts} attempts)"
-                    )
+                    self.failed += len(events)
+                    for token, event in batch:
+                        await self.dead_letters.put(
+                            event, self.label, f"{reason} (after {attempts} attempts)"
+                        )
+                        self.queue.ack(token)
                     return
-                delay = min(MAX_BACKOFF, self.policy.retry_backoff * 2 ** (attempt - 1))
-                delay *= random.uniform(0.5, 1.0)  # full jitter keeps retries from aligning
+                self.retries += 1
+                delay = self._backoff(attempt)
                 self.sink.log.warning(
                     "delivery failed; will retry",
-                    path=event.path,
+                    path=events[0].path,
+                    events=len(events),
                     attempt=attempt,
                     of=attempts,
                     retry_in=round(delay, 3),
@@ -81,16 +109,26 @@ class SinkWorker:
                 )
                 await self.clock.sleep(delay)
             else:
-                self.delivered += 1
+                self.delivered += len(events)
+                for token, _ in batch:
+                    self.queue.ack(token)
                 return
 
-    def abandon(self, reason: str) -> int:
-        """Dead-letter the in-flight event and everything still queued; return how many."""
-        left: list[Event] = [self.in_flight] if self.in_flight is not None else []
-        self.in_flight = None
-        while not self.queue.empty():
-            left.append(self.queue.get_nowait())
-            self.queue.task_done()
+    def _backoff(self, attempt: int) -> float:
+        delay = min(self.policy.retry_max_backoff, self.policy.retry_backoff * 2.0 ** (attempt - 1))
+        return delay * random.uniform(0.5, 1.0)  # jitter keeps retries of many events apart
+
+    async def abandon(self, reason: str) -> int:
+        """After the lanes were cancelled: dead-letter what a memory queue still held.
+
+        A spooled queue keeps its events on disk for the next start; returns how many
+        events were dead-lettered."""
+        left = self.queue.unsettled()
         for event in left:
-            self.dead_letters.put(event, self.label, reason)
+            await self.dead_letters.put(event, self.label, reason)
+        kept = self.queue.pending()
+        if kept:
+            self.sink.log.warning(
+                "undelivered events stay in the spool for the next start", count=kept
+            )
         return len(left)

@@ -291,3 +291,179 @@ def test_lifecycle_hooks_are_called(registry: Registry, tmp_path: Path) -> None:
     runner = Runner(plan, registry)
     asyncio.run(run_until(runner, lambda: len(RecordSink.received.get("p.sinks[0]", [])) == 1))
     assert calls == [("startup", ["p"]), ("dead", ("/in/f0", "p.sinks[0]")), ("shutdown", True)]
+
+
+class BatchOptions(ComponentOptions):
+    delay: float = 0.0
+
+
+class BatchSink(Sink[BatchOptions]):
+    """Records each call's events; takes batches."""
+
+    type_name = "batchrec"
+    Options = BatchOptions
+    calls: list[list[str]] = []  # noqa: RUF012
+    in_flight = 0
+    most_in_flight = 0
+
+    async def send(self, event: Event) -> None:
+        await self.send_batch([event])
+
+    async def send_batch(self, events: Any) -> None:
+        BatchSink.in_flight += 1
+        BatchSink.most_in_flight = max(BatchSink.most_in_flight, BatchSink.in_flight)
+        try:
+            if self.options.delay:
+                await asyncio.sleep(self.options.delay)
+            BatchSink.calls.append([e.path for e in events])
+        finally:
+            BatchSink.in_flight -= 1
+
+
+class BatchPlugin:
+    @hookimpl
+    def pipeline_components(self) -> list[type[Any]]:
+        return [BatchSink]
+
+
+@pytest.fixture
+def batch_registry(registry: Registry) -> Registry:
+    BatchSink.calls = []
+    BatchSink.in_flight = BatchSink.most_in_flight = 0
+    registry = build_registry(
+        extra_plugins=[("test", TestPlugin()), ("batch", BatchPlugin())], autoload=False
+    )
+    return registry
+
+
+def delivered(calls: list[list[str]]) -> list[str]:
+    return [path for call in calls for path in call]
+
+
+def test_batches_are_handed_to_the_sink_in_one_call(
+    batch_registry: Registry, tmp_path: Path
+) -> None:
+    plan = plan_for(
+        batch_registry,
+        {
+            "sources": [{"type": "script", "count": 25}],
+            "sinks": [{"type": "batchrec", "batch_size": 10, "batch_wait": "50ms"}],
+        },
+        tmp_path,
+    )
+    runner = Runner(plan, batch_registry)
+    asyncio.run(run_until(runner, lambda: len(delivered(BatchSink.calls)) == 25))
+    assert delivered(BatchSink.calls) == [f"/in/f{i}" for i in range(25)]
+    assert max(len(call) for call in BatchSink.calls) == 10
+    assert len(BatchSink.calls) <= 5
+
+
+def test_concurrency_runs_deliveries_in_parallel_and_keeps_each_paths_order(
+    batch_registry: Registry, tmp_path: Path
+) -> None:
+    plan = plan_for(
+        batch_registry,
+        {
+            "sources": [{"type": "script", "count": 40, "prefix": "/in/p"}],
+            "stages": [],
+            "sinks": [{"type": "batchrec", "delay": 0.02, "concurrency": 8}],
+        },
+        tmp_path,
+    )
+    runner = Runner(plan, batch_registry)
+    asyncio.run(run_until(runner, lambda: len(delivered(BatchSink.calls)) == 40))
+    assert sorted(delivered(BatchSink.calls)) == sorted(f"/in/p{i}" for i in range(40))
+    assert BatchSink.most_in_flight > 1
+
+
+def test_events_of_one_path_stay_in_order_across_lanes(tmp_path: Path) -> None:
+    from pipeline.engine.queues import MemoryQueue, shard_of
+
+    queue = MemoryQueue(100, shards=4)
+
+    async def scenario() -> list[list[str]]:
+        for i in range(20):
+            await queue.put(Event(EventKind.MODIFIED, f"/p{i % 3}", "t/x", meta={"n": i}))
+        lanes: list[list[str]] = [[] for _ in range(4)]
+        for lane in range(4):
+            while (item := queue.get_nowait(lane)) is not None:
+                lanes[lane].append(f"{item[1].path}:{item[1].meta['n']}")
+        return lanes
+
+    lanes = asyncio.run(scenario())
+    for path in ("/p0", "/p1", "/p2"):
+        lane = shard_of(Event(EventKind.MODIFIED, path, "t/x"), 4)
+        seen = [int(x.split(":")[1]) for x in lanes[lane] if x.startswith(path + ":")]
+        assert seen == sorted(seen) and len(seen) == len(
+            [i for i in range(20) if f"/p{i % 3}" == path]
+        )
+
+
+def test_a_spool_keeps_undelivered_events_for_the_next_start(
+    registry: Registry, tmp_path: Path
+) -> None:
+    failing = {
+        "sources": [{"type": "script", "count": 30}],
+        "sinks": [
+            {
+                "type": "record",
+                "fail_paths": [f"/in/f{i}" for i in range(30)],
+                "max_attempts": 1000,
+                "retry_backoff": "10ms",
+                "retry_max_backoff": "20ms",
+                "spool": True,
+            }
+        ],
+    }
+    plan = plan_for(registry, failing, tmp_path, shutdown_timeout="100ms")
+    runner = Runner(plan, registry)
+    clean = asyncio.run(run_until(runner, lambda: len(ScriptSource.emitted) == 30))
+    assert not clean  # the target was down the whole time
+    assert RecordSink.received == {}
+    assert dead_letters(tmp_path) == []  # kept in the spool, not given up
+    # Next start: the target is back. The source emits nothing new this time.
+    working = {
+        "sources": [{"type": "script", "count": 0}],
+        "sinks": [{"type": "record", "spool": True}],
+    }
+    plan = plan_for(registry, working, tmp_path)
+    runner = Runner(plan, registry)
+    clean = asyncio.run(
+        run_until(runner, lambda: len(RecordSink.received.get("p.sinks[0]", [])) == 30)
+    )
+    assert RecordSink.received["p.sinks[0]"] == [f"/in/f{i}" for i in range(30)]
+    assert clean
+
+
+def test_a_spool_needs_a_state_dir(registry: Registry, tmp_path: Path) -> None:
+    from pipeline.errors import ConfigError
+
+    data = {
+        "pipelines": {
+            "p": {"sources": [{"type": "script"}], "sinks": [{"type": "record", "spool": True}]}
+        }
+    }
+    with pytest.raises(ConfigError, match=r"p\.sinks\[0\]\.spool: a spool lives under `state_dir`"):
+        load_config_data(data, registry, source="test", config_dir=tmp_path)
+
+
+def test_dead_letters_can_go_to_a_sink(registry: Registry, tmp_path: Path) -> None:
+    plan = plan_for(
+        registry,
+        {
+            "sources": [{"type": "script", "count": 3}],
+            "sinks": [{"type": "record", "fail_paths": ["/in/f1"], "max_attempts": 1}],
+            "dead_letter": {"type": "logfile", "path": "dlq.jsonl"},
+        },
+        tmp_path,
+    )
+    runner = Runner(plan, registry)
+    asyncio.run(run_until(runner, lambda: len(RecordSink.received.get("p.sinks[0]", [])) == 2))
+    [line] = (tmp_path / "dlq.jsonl").read_text().splitlines()
+    record = json.loads(line)
+    assert record["data"]["path"] == "/in/f1"
+    assert record["data"]["dead_letter"] == {
+        "reason": "ConnectionError: refused for /in/f1 (after 1 attempts)",
+        "component": "p.sinks[0]",
+    }
+    assert dead_letters(tmp_path) == []

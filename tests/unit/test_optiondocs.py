@@ -67,7 +67,17 @@ def test_logfile_path_is_a_required_path(registry: Registry) -> None:
 
 def test_delivery_options() -> None:
     docs = {doc.name: doc for doc in option_docs(DeliveryPolicy)}
-    assert list(docs) == ["queue_size", "max_attempts", "retry_backoff"]
+    assert list(docs) == [
+        "queue_size",
+        "concurrency",
+        "max_attempts",
+        "retry_backoff",
+        "retry_max_backoff",
+        "batch_size",
+        "batch_wait",
+        "spool",
+        "spool_max",
+    ]
     assert (docs["queue_size"].type, docs["queue_size"].default) == ("integer", "1024")
     assert (docs["max_attempts"].type, docs["max_attempts"].default) == ("integer", "3")
     assert (docs["retry_backoff"].type, docs["retry_backoff"].default) == ("duration", "500ms")

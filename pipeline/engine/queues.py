@@ -1,0 +1,272 @@
+"""A sink's delivery queue: in memory, or spooled on disk so accepted events survive a crash.
+
+Both kinds keep events in `shards` independent FIFO lanes; an event's lane is chosen by
+its path, so events about one path stay in order even with several delivery tasks.
+Every event taken with `get` must be settled with `ack` (delivered or dead-lettered).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import zlib
+from collections import deque
+from pathlib import Path
+from typing import Protocol
+
+import structlog
+
+from pipeline.cloudevents import EventDecodeError, from_json, to_json
+from pipeline.event import Event
+
+PREFETCH = 256
+log = structlog.get_logger("pipeline.spool")
+
+
+def shard_of(event: Event, shards: int) -> int:
+    """The lane of an event: stable across restarts (crc32, not Python's salted hash)."""
+    if shards == 1:
+        return 0
+    return zlib.crc32(event.path.encode("utf-8", "surrogateescape")) % shards
+
+
+class DeliveryQueue(Protocol):
+    """What a SinkWorker needs of its queue."""
+
+    def pending(self) -> int:
+        """Events accepted and not yet acknowledged."""
+        ...
+
+    async def put(self, event: Event) -> None:
+        """Accept an event; waits while the queue is full."""
+        ...
+
+    async def get(self, shard: int) -> tuple[int, Event]:
+        """The next event of a lane, with the token `ack` takes."""
+        ...
+
+    def get_nowait(self, shard: int) -> tuple[int, Event] | None:
+        """The next event of a lane if one is ready, else None."""
+        ...
+
+    def ack(self, token: int) -> None:
+        """The event is settled (delivered or dead-lettered): forget it."""
+        ...
+
+    async def join(self) -> None:
+        """Return once every accepted event has been acknowledged."""
+        ...
+
+    def unsettled(self) -> list[Event]:
+        """Events taken but not acknowledged plus those still queued (for a memory queue:
+        what shutdown must dead-letter). A spool keeps them on disk and returns []."""
+        ...
+
+    def close(self) -> None: ...
+
+
+class _Waiters:
+    """A condition per lane plus one for 'all settled', without asyncio.Condition's locks."""
+
+    def __init__(self, shards: int) -> None:
+        self.lanes = [asyncio.Event() for _ in range(shards)]
+        self.settled = asyncio.Event()
+        self.room = asyncio.Event()
+
+
+class MemoryQueue:
+    """Bounded in-memory lanes; a full queue makes `put` wait (back-pressure)."""
+
+    def __init__(self, size: int, shards: int = 1) -> None:
+        self.size = size
+        self.shards = shards
+        self._lanes: list[deque[tuple[int, Event]]] = [deque() for _ in range(shards)]
+        self._taken: dict[int, Event] = {}
+        self._next = 0
+        self._count = 0
+        self._wait = _Waiters(shards)
+
+    def pending(self) -> int:
+        return self._count
+
+    async def put(self, event: Event) -> None:
+        while self._count >= self.size:
+            self._wait.room.clear()
+            await self._wait.room.wait()
+        self._next += 1
+        shard = shard_of(event, self.shards)
+        self._lanes[shard].append((self._next, event))
+        self._count += 1
+        self._wait.lanes[shard].set()
+
+    def get_nowait(self, shard: int) -> tuple[int, Event] | None:
+        lane = self._lanes[shard]
+        if not lane:
+            return None
+        token, event = lane.popleft()
+        self._taken[token] = event
+        return token, event
+
+    async def get(self, shard: int) -> tuple[int, Event]:
+        lane = self._lanes[shard]
+        while not lane:
+            self._wait.lanes[shard].clear()
+            await self._wait.lanes[shard].wait()
+        token, event = lane.popleft()
+        self._taken[token] = event
+        return token, event
+
+    def ack(self, token: int) -> None:
+        if self._taken.pop(token, None) is None:
+            return
+        self._count -= 1
+        self._wait.room.set()
+        if self._count == 0:
+            self._wait.settled.set()
+
+    async def join(self) -> None:
+        while self._count:
+            self._wait.settled.clear()
+            await self._wait.settled.wait()
+
+    def unsettled(self) -> list[Event]:
+        left = list(self._taken.values())
+        for lane in self._lanes:
+            left.extend(event for _, event in lane)
+            lane.clear()
+        self._taken.clear()
+        self._count = 0
+        return left
+
+    def close(self) -> None:
+        pass
+
+
+class SpoolQueue:
+    """Lanes kept in an SQLite file: what was accepted survives a crash or a kill -9.
+
+    Each event is one row, inserted when accepted and deleted when settled; after a
+    restart the rows left are delivered first, in their original order. SQLite runs in
+    WAL mode with synchronous=NORMAL: a crashed process loses nothing that was committed;
+    a crash of the whole machine may lose the last moments (use fsync'ing sinks for that).
+    `max_items` bounds the disk used: when reached, `put` waits like a full memory queue.
+    """
+
+    def __init__(self, path: Path, sink: str, shards: int = 1, max_items: int = 1_000_000) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self.path = path
+        self.sink = sink
+        self.shards = shards
+        self.max_items = max_items
+        self._db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._db.execute("PRAGMA journal_mode=WAL")
+        self._db.execute("PRAGMA synchronous=NORMAL")
+        self._db.execute(
+            "CREATE TABLE IF NOT EXISTS spool ("
+            " seq INTEGER PRIMARY KEY AUTOINCREMENT, sink TEXT NOT NULL,"
+            " shard INTEGER NOT NULL, event TEXT NOT NULL)"
+        )
+        self._db.execute("CREATE INDEX IF NOT EXISTS spool_lane ON spool (sink, shard, seq)")
+        self._rebalance()
+        row = self._db.execute("SELECT COUNT(*) FROM spool WHERE sink = ?", (sink,)).fetchone()
+        self._count: int = int(row[0])
+        self._fetched: list[deque[tuple[int, Event]]] = [deque() for _ in range(shards)]
+        self._last_seq = [0] * shards
+        self._taken: dict[int, Event] = {}
+        self._wait = _Waiters(shards)
+        if self._count:
+            log.info("delivering events spooled by an earlier run", sink=sink, count=self._count)
+
+    def _rebalance(self) -> None:
+        """Rows written with another `concurrency` get the lane this run computes."""
+        rows = self._db.execute(
+            "SELECT seq, shard, event FROM spool WHERE sink = ? AND shard >= ?",
+            (self.sink, self.shards),
+        ).fetchall()
+        for seq, _, text in rows:
+            event = self._decode(seq, text)
+            if event is not None:
+                shard = shard_of(event, self.shards)
+                self._db.execute("UPDATE spool SET shard = ? WHERE seq = ?", (shard, seq))
+
+    def _decode(self, seq: int, text: str) -> Event | None:
+        try:
+            return from_json(text)
+        except EventDecodeError as exc:
+            log.error("unreadable spooled event dropped", sink=self.sink, seq=seq, error=str(exc))
+            self._db.execute("DELETE FROM spool WHERE seq = ?", (seq,))
+            return None
+
+    def pending(self) -> int:
+        return self._count
+
+    async def put(self, event: Event) -> None:
+        while self._count >= self.max_items:
+            self._wait.room.clear()
+            await self._wait.room.wait()
+        shard = shard_of(event, self.shards)
+        self._db.execute(
+            "INSERT INTO spool (sink, shard, event) VALUES (?, ?, ?)",
+            (self.sink, shard, to_json(event)),
+        )
+        self._count += 1
+        self._wait.lanes[shard].set()
+
+    def get_nowait(self, shard: int) -> tuple[int, Event] | None:
+        buffer = self._fetched[shard]
+        if not buffer:
+            self._fetch(shard)
+        if not buffer:
+            return None
+        seq, event = buffer.popleft()
+        self._taken[seq] = event
+        return seq, event
+
+    def _fetch(self, shard: int) -> int:
+        """Read the next rows of a lane into memory; return how many rows were read."""
+        rows = self._db.execute(
+            "SELECT seq, event FROM spool WHERE sink = ? AND shard = ? AND seq > ?"
+            " ORDER BY seq LIMIT ?",
+            (self.sink, shard, self._last_seq[shard], PREFETCH),
+        ).fetchall()
+        for seq, text in rows:
+            self._last_seq[shard] = seq
+            event = self._decode(seq, text)
+            if event is None:
+                self._settle()
+            else:
+                self._fetched[shard].append((seq, event))
+        return len(rows)
+
+    async def get(self, shard: int) -> tuple[int, Event]:
+        buffer = self._fetched[shard]
+        while not buffer:
+            if not self._fetch(shard):
+                self._wait.lanes[shard].clear()
+                await self._wait.lanes[shard].wait()
+        seq, event = buffer.popleft()
+        self._taken[seq] = event
+        return seq, event
+
+    def ack(self, token: int) -> None:
+        if self._taken.pop(token, None) is None:
+            return
+        self._db.execute("DELETE FROM spool WHERE seq = ?", (token,))
+        self._settle()
+
+    def _settle(self) -> None:
+        self._count -= 1
+        self._wait.room.set()
+        if self._count <= 0:
+            self._wait.settled.set()
+
+    async def join(self) -> None:
+        while self._count > 0:
+            self._wait.settled.clear()
+            await self._wait.settled.wait()
+
+    def unsettled(self) -> list[Event]:
+        return []  # they stay on disk and are delivered after the next start
+
+    def close(self) -> None:
+        self._db.close()
