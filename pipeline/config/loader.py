@@ -6,7 +6,7 @@ import difflib
 import re
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
@@ -17,6 +17,9 @@ from pipeline.config.yamldoc import ConfigPath, Locator, dotted, parse_yaml
 from pipeline.errors import ConfigError
 from pipeline.options import parse_duration
 from pipeline.registry import Registry
+
+if TYPE_CHECKING:
+    from pipeline.expr import Expression
 
 TOP_LEVEL_KEYS = ("state_dir", "shutdown_timeout", "pipelines")
 PIPELINE_KEYS = ("sources", "stages", "sinks", "dead_letter")
@@ -155,6 +158,9 @@ class _Validator:
             )
             return None
         options = {k: v for k, v in item.items() if k != "type"}
+        when = None
+        if kind is not ComponentKind.SOURCE and queued and "when" in options:
+            when = self._condition(options.pop("when"), (*path, "when"))
         delivery: DeliveryPolicy | None = None
         if kind is ComponentKind.SINK and queued:
             engine_keys = {k: options.pop(k) for k in list(options) if k in DELIVERY_KEYS}
@@ -168,7 +174,22 @@ class _Validator:
         validated = self._validate(model, options, path, type_name)
         if validated is None or (kind is ComponentKind.SINK and queued and delivery is None):
             return None
-        return ComponentPlan(spec, validated, dotted(path[1:]), delivery)
+        if when is False:
+            return None
+        return ComponentPlan(spec, validated, dotted(path[1:]), delivery, when or None)
+
+    def _condition(self, text: Any, path: ConfigPath) -> Expression | Literal[False]:
+        """Compile a `when:` condition; False (after reporting) when it is not valid."""
+        from pipeline.expr import ExpressionError, compile_expression
+
+        if not isinstance(text, str) or not text.strip():
+            self.problem(path, '`when` is a condition such as: ext == ".csv" and size > 0')
+            return False
+        try:
+            return compile_expression(text)
+        except ExpressionError as exc:
+            self.problem(path, f"invalid condition: {exc}")
+            return False
 
     def _validate(self, model: Any, data: dict[str, Any], path: ConfigPath, type_name: str) -> Any:
         try:

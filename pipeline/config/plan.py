@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import Field
 
 from pipeline.components import ComponentKind
 from pipeline.options import ComponentOptions, Duration
 from pipeline.registry import ComponentSpec
+
+if TYPE_CHECKING:
+    from pipeline.expr import Expression
 
 
 class DeliveryPolicy(ComponentOptions):
@@ -50,6 +53,8 @@ class ComponentPlan:
     options: ComponentOptions
     label: str
     delivery: DeliveryPolicy | None = None
+    when: Expression | None = None
+    """A routing condition: only matching events enter this stage or sink."""
 
     @property
     def kind(self) -> ComponentKind:

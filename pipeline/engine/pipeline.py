@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from pipeline.clock import Clock
     from pipeline.config.plan import ComponentPlan, DeliveryPolicy, PipelinePlan, Plan
     from pipeline.event import Event
+    from pipeline.expr import Expression
 
 SPOOL_FILE = "spool.sqlite3"
 
@@ -60,6 +61,7 @@ class PipelineRuntime:
         self.log = structlog.get_logger("pipeline").bind(pipeline=plan.name)
         self.sources: list[Source[Any]] = [_build(p, plan.name, root, clock) for p in plan.sources]  # type: ignore[misc]
         self.stages: list[Stage[Any]] = [_build(p, plan.name, root, clock) for p in plan.stages]  # type: ignore[misc]
+        self._stage_conditions = [p.when for p in plan.stages]
         self.dead_letter_sink: Sink[Any] | None = (
             _build(plan.dead_letter, plan.name, root, clock) if plan.dead_letter else None  # type: ignore[assignment]
         )
@@ -75,6 +77,7 @@ class PipelineRuntime:
                     queue=_queue(sink_plan.label, sink_plan.delivery, root),
                     dead_letters=self.dead_letters,
                     clock=clock,
+                    when=sink_plan.when,
                 )
             )
         self._opened: list[Component[Any]] = []
@@ -89,13 +92,18 @@ class PipelineRuntime:
     def _chain(self) -> list[Emit]:
         """emits[i] hands an event to stage i (emits[len(stages)] fans out to the sinks)."""
         emits: list[Emit] = [self._fan_out]
-        for stage in reversed(self.stages):
-            emits.insert(0, self._stage_entry(stage, emits[0]))
+        for stage, when in zip(
+            reversed(self.stages), reversed(self._stage_conditions), strict=True
+        ):
+            emits.insert(0, self._stage_entry(stage, emits[0], when))
         return emits
 
-    def _stage_entry(self, stage: Stage[Any], downstream: Emit) -> Emit:
+    def _stage_entry(self, stage: Stage[Any], downstream: Emit, when: Expression | None) -> Emit:
         async def enter(event: Event) -> None:
             try:
+                if when is not None and not when.matches(event):
+                    await downstream(event)  # not for this stage: it passes by unchanged
+                    return
                 await stage.process(event, downstream)
             except asyncio.CancelledError:
                 raise
@@ -107,7 +115,17 @@ class PipelineRuntime:
 
     async def _fan_out(self, event: Event) -> None:
         for worker in self.workers:
-            await worker.put(event)
+            when = worker.when
+            if when is None:
+                await worker.put(event)
+                continue
+            try:
+                wanted = when.matches(event)
+            except Exception as exc:
+                await self.dead_letters.put(event, worker.label, f"when: {_reason(exc)}")
+                continue
+            if wanted:
+                await worker.put(event)
 
     async def emit(self, event: Event) -> None:
         """The entry point sources emit into."""

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
     from pipeline.engine.deadletter import DeadLetters
     from pipeline.engine.queues import DeliveryQueue
     from pipeline.event import Event
+    from pipeline.expr import Expression
 
 
 def reason_of(exc: BaseException) -> str:
@@ -39,6 +40,7 @@ class SinkWorker:
         queue: DeliveryQueue,
         dead_letters: DeadLetters,
         clock: Clock,
+        when: Expression | None = None,
     ) -> None:
         self.sink = sink
         self.label = label
@@ -46,6 +48,7 @@ class SinkWorker:
         self.queue = queue
         self.dead_letters = dead_letters
         self.clock = clock
+        self.when = when
         self.delivered = 0
         self.failed = 0
         self.retries = 0

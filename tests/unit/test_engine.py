@@ -467,3 +467,70 @@ def test_dead_letters_can_go_to_a_sink(registry: Registry, tmp_path: Path) -> No
         "component": "p.sinks[0]",
     }
     assert dead_letters(tmp_path) == []
+
+
+class MixedOptions(ComponentOptions):
+    names: list[str]
+
+
+class MixedSource(Source[MixedOptions]):
+    """Emits one created event per name under /in."""
+
+    type_name = "mixed"
+    Options = MixedOptions
+
+    async def run(self, emit: Emit) -> None:
+        for name in self.options.names:
+            await emit(Event(EventKind.CREATED, f"/in/{name}", "t/mixed"))
+        await asyncio.Event().wait()
+
+
+class MixedPlugin:
+    @hookimpl
+    def pipeline_components(self) -> list[type[Any]]:
+        return [MixedSource]
+
+
+def test_when_routes_events_to_sinks_and_past_stages(tmp_path: Path) -> None:
+    RecordSink.received = {}
+    registry = build_registry(
+        extra_plugins=[("test", TestPlugin()), ("mixed", MixedPlugin())], autoload=False
+    )
+    plan = plan_for(
+        registry,
+        {
+            "sources": [{"type": "mixed", "names": ["a.csv", "b.json", "c.csv", "d.txt"]}],
+            # The stage only sees CSVs: it blows up on c.csv; other files pass it by.
+            "stages": [{"type": "explode", "path": "/in/c.csv", "when": 'ext == ".csv"'}],
+            "sinks": [
+                {"type": "record", "when": 'ext == ".csv"'},
+                {"type": "record", "when": 'ext == ".json"'},
+                {"type": "record"},
+            ],
+        },
+        tmp_path,
+    )
+    runner = Runner(plan, registry)
+    asyncio.run(run_until(runner, lambda: len(RecordSink.received.get("p.sinks[2]", [])) == 3))
+    assert RecordSink.received == {
+        "p.sinks[0]": ["/in/a.csv"],
+        "p.sinks[1]": ["/in/b.json"],
+        "p.sinks[2]": ["/in/a.csv", "/in/b.json", "/in/d.txt"],
+    }
+    [letter] = dead_letters(tmp_path)
+    assert letter["component"] == "p.stages[0]"
+
+
+def test_a_bad_when_is_a_located_config_error(registry: Registry, tmp_path: Path) -> None:
+    from pipeline.errors import ConfigError
+
+    data = {
+        "pipelines": {
+            "p": {
+                "sources": [{"type": "script"}],
+                "sinks": [{"type": "record", "when": 'ext == ".csv" and'}],
+            }
+        }
+    }
+    with pytest.raises(ConfigError, match=r"p\.sinks\[0\]\.when: invalid condition: column"):
+        load_config_data(data, registry, source="test", config_dir=tmp_path)
