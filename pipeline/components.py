@@ -116,6 +116,15 @@ class Sink(Component[OptionsT]):
     async def send(self, event: Event) -> None:
         """Deliver one event; return only once it is delivered."""
 
+    def concurrent_sends(self) -> int:
+        """How many `send` calls this sink wants in flight at once, whatever their paths.
+
+        0 (the default): the engine runs the sink's `concurrency` lanes, each path's events
+        in order. N > 0: up to N deliveries at once in arrival order, one path's events
+        included, for a sink that handles overlap itself (the command sink's `on_busy`).
+        """
+        return 0
+
     async def send_batch(self, events: Sequence[Event]) -> None:
         """Deliver several events at once (when the sink is configured with `batch_size`).
 

@@ -30,6 +30,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "pipeline.stages.debounce",
     "pipeline.sinks.console",
     "pipeline.sinks.logfile",
+    "pipeline.sinks.command",
 )
 
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")

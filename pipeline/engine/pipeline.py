@@ -43,11 +43,11 @@ def _build(plan: ComponentPlan, pipeline: str, root: Plan, clock: Clock) -> Comp
     return plan.spec.cls(plan.options, context)
 
 
-def _queue(label: str, policy: DeliveryPolicy, root: Plan) -> DeliveryQueue:
+def _queue(label: str, policy: DeliveryPolicy, root: Plan, shards: int) -> DeliveryQueue:
     if policy.spool:
         assert root.state_dir is not None  # the config loader refuses a spool without one
-        return SpoolQueue(root.state_dir / SPOOL_FILE, label, policy.concurrency, policy.spool_max)
-    return MemoryQueue(policy.queue_size, policy.concurrency)
+        return SpoolQueue(root.state_dir / SPOOL_FILE, label, shards, policy.spool_max)
+    return MemoryQueue(policy.queue_size, shards)
 
 
 class PipelineRuntime:
@@ -69,12 +69,15 @@ class PipelineRuntime:
         self.workers: list[SinkWorker] = []
         for sink_plan in plan.sinks:
             assert sink_plan.delivery is not None
+            sink: Sink[Any] = _build(sink_plan, plan.name, root, clock)  # type: ignore[assignment]
+            # A sink that takes overlapping sends gets one arrival-order lane, read by many.
+            shards = 1 if sink.concurrent_sends() else sink_plan.delivery.concurrency
             self.workers.append(
                 SinkWorker(
-                    _build(sink_plan, plan.name, root, clock),  # type: ignore[arg-type]
+                    sink,
                     sink_plan.label,
                     sink_plan.delivery,
-                    queue=_queue(sink_plan.label, sink_plan.delivery, root),
+                    queue=_queue(sink_plan.label, sink_plan.delivery, root, shards),
                     dead_letters=self.dead_letters,
                     clock=clock,
                     when=sink_plan.when,

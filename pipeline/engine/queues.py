@@ -33,6 +33,8 @@ def shard_of(event: Event, shards: int) -> int:
 class DeliveryQueue(Protocol):
     """What a SinkWorker needs of its queue."""
 
+    shards: int
+
     def pending(self) -> int:
         """Events accepted and not yet acknowledged."""
         ...

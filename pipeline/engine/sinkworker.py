@@ -57,9 +57,10 @@ class SinkWorker:
         await self.queue.put(event)
 
     def lanes(self) -> range:
-        return range(self.policy.concurrency)
+        return range(self.sink.concurrent_sends() or self.policy.concurrency)
 
     async def run_lane(self, shard: int) -> None:
+        shard %= self.queue.shards  # several tasks may read one arrival-order lane
         batch_size, batch_wait = self.policy.batch_size, self.policy.batch_wait
         while True:
             batch = [await self.queue.get(shard)]

@@ -62,7 +62,7 @@ def test_filter_options(registry: Registry) -> None:
 def test_logfile_path_is_a_required_path(registry: Registry) -> None:
     docs = docs_of(registry, ComponentKind.SINK, "logfile")
     assert (docs["path"].type, docs["path"].required, docs["path"].default) == ("path", True, None)
-    assert docs["fsync"].default == "false"
+    assert docs["fsync"].default == '"never"'
 
 
 def test_delivery_options() -> None:
