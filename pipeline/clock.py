@@ -52,6 +52,7 @@ class FakeClock:
 
     async def advance(self, seconds: float) -> None:
         """Move time forward, waking each sleeper whose time has come, in time order."""
+        await _settle()  # tasks woken before this call register their sleeps first
         target = self._now + seconds
         while self._sleepers and self._sleepers[0][0] <= target:
             due, _, future = heapq.heappop(self._sleepers)

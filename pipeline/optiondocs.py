@@ -24,17 +24,33 @@ class OptionDoc:
     doc: str
 
 
+_NAMED_TYPES = {
+    "parse_duration": "duration",
+    "parse_size": "size",
+    "validate_expression_text": "expression",
+    "validate_template_text": "template",
+}
+
+
+def _named_type(metadata: list[Any]) -> str | None:
+    """The name users know a validated option type by (duration, size, ...), if any."""
+    for item in metadata:
+        name = getattr(getattr(item, "func", None), "__name__", "")
+        if name in _NAMED_TYPES:
+            return _NAMED_TYPES[name]
+    return None
+
+
 def _is_duration(metadata: list[Any]) -> bool:
-    return any(
-        getattr(getattr(m, "func", None), "__name__", "") == "parse_duration" for m in metadata
-    )
+    return _named_type(metadata) == "duration"
 
 
 def describe_type(annotation: Any, metadata: list[Any] | None = None) -> str:
     """A short readable type: `list of path`, `duration`, `one of: keep, drop`."""
     metadata = metadata or []
-    if _is_duration(metadata):
-        return "duration"
+    named = _named_type(metadata)
+    if named is not None:
+        return named
     origin = typing.get_origin(annotation)
     args = typing.get_args(annotation)
     if origin is typing.Annotated:

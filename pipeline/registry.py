@@ -28,6 +28,8 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "pipeline.sources.watchdog_observer",
     "pipeline.stages.filter",
     "pipeline.stages.debounce",
+    "pipeline.stages.ready",
+    "pipeline.stages.transform",
     "pipeline.sinks.console",
     "pipeline.sinks.logfile",
     "pipeline.sinks.command",
