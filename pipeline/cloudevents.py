@@ -23,6 +23,8 @@ SOURCE_PREFIX = "fspipeline/"
 TYPE_PREFIX = "fs."
 B64_SUFFIX = "_b64"
 _CORE_DATA_KEYS = frozenset({"kind", "path", "src_path", "is_dir"})
+_KIND_TEXT = {kind: kind.value for kind in EventKind}
+_ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 
 
 class EventDecodeError(ValueError):
@@ -60,9 +62,16 @@ def _json_safe(value: Any) -> Any:
     return value
 
 
+_last_time: list[Any] = [None, ""]  # events of one kernel read share one datetime object
+
+
 def format_time(moment: datetime) -> str:
     """RFC 3339 in UTC with microseconds and a `Z`, as CloudEvents consumers expect."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    if moment is _last_time[0]:
+        return str(_last_time[1])
+    text = moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    _last_time[0], _last_time[1] = moment, text
+    return text
 
 
 def subject_of(event: Event) -> str:
@@ -79,7 +88,8 @@ def subject_of(event: Event) -> str:
 
 def to_cloudevent(event: Event) -> dict[str, Any]:
     """Return the CloudEvents structured-mode mapping of `event` (JSON-ready)."""
-    data: dict[str, Any] = {"kind": event.kind.value}
+    kind = _KIND_TEXT[event.kind]
+    data: dict[str, Any] = {"kind": kind}
     _put_text(data, "path", event.path)
     if event.src_path is None:
         data["src_path"] = None
@@ -101,7 +111,7 @@ def to_cloudevent(event: Event) -> dict[str, Any]:
         "specversion": SPEC_VERSION,
         "id": event.id,
         "source": SOURCE_PREFIX + event.source,
-        "type": TYPE_PREFIX + event.kind.value,
+        "type": TYPE_PREFIX + kind,
         "time": format_time(event.time),
         # The subject is for display and routing; the lossless path is data.path(_b64).
         "subject": _json_safe(subject_of(event)),
@@ -113,7 +123,7 @@ def to_cloudevent(event: Event) -> dict[str, Any]:
 
 def to_json(event: Event) -> str:
     """One line of JSON (no newline), UTF-8 safe, keys in contract order."""
-    return json.dumps(to_cloudevent(event), ensure_ascii=False, separators=(",", ":"), default=str)
+    return _ENCODER.encode(to_cloudevent(event))
 
 
 def _take_text(data: Mapping[str, Any], key: str) -> str | None:

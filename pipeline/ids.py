@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import random
 import threading
 import time
@@ -9,7 +10,10 @@ import time
 _lock = threading.Lock()
 _last_ms = 0
 _seq = 0
-_rand = random.SystemRandom()
+# Not a secret, just unique: a fast generator seeded from the OS (SystemRandom costs a
+# system call per id).
+_rand = random.Random(int.from_bytes(os.urandom(16), "big"))
+os.register_at_fork(after_in_child=lambda: _rand.seed(int.from_bytes(os.urandom(16), "big")))
 
 
 def new_event_id() -> str:
