@@ -75,7 +75,11 @@ def handle(args: argparse.Namespace) -> int:
     data = {
         "shutdown_timeout": "2s",
         "pipelines": {
-            "watch": {"sources": [source], "sinks": [{"type": "console", "format": args.format}]}
+            "watch": {
+                "sources": [source],
+                # A burst is written in one go; a lone event is still printed at once.
+                "sinks": [{"type": "console", "format": args.format, "batch_size": 1024}],
+            }
         },
     }
     registry = build_registry()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import sys
+from collections.abc import Sequence
 from typing import Literal
 
 from pipeline.cloudevents import to_json
@@ -36,12 +37,18 @@ class ConsoleSink(Sink[ConsoleOptions]):
         wanted = self.options.colour
         self._colour = wanted == "always" or (wanted == "auto" and self._stream.isatty())
 
-    async def send(self, event: Event) -> None:
+    def _line(self, event: Event) -> str:
         if self.options.format == "json":
-            line = to_json(event)
-        else:
-            line = event_line(event, colour=self._colour)
-        self._stream.write(line + "\n")
+            return to_json(event) + "\n"
+        return event_line(event, colour=self._colour) + "\n"
+
+    async def send(self, event: Event) -> None:
+        self._stream.write(self._line(event))
+        self._stream.flush()
+
+    async def send_batch(self, events: Sequence[Event]) -> None:
+        """Events that arrived together are written together, with one flush."""
+        self._stream.write("".join(map(self._line, events)))
         self._stream.flush()
 
 
