@@ -10,8 +10,8 @@ from typing import Annotated, Any
 from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, WithJsonSchema
 from pydantic.functional_validators import AfterValidator
 
-_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0}
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
+_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
 
 
 class ComponentOptions(BaseModel):
@@ -21,7 +21,7 @@ class ComponentOptions(BaseModel):
 
 
 def parse_duration(value: Any) -> float:
-    """`250ms`, `2s`, `1.5m`, `1h` or a bare number of seconds, as seconds."""
+    """`250ms`, `2s`, `1.5m`, `1h`, `7d` or a bare number of seconds, as seconds."""
     if isinstance(value, bool):
         raise ValueError("a duration is a string like 250ms, 2s or 1m")
     if isinstance(value, int | float):
@@ -40,7 +40,7 @@ Duration = Annotated[
     BeforeValidator(parse_duration),
     WithJsonSchema({"type": "string", "pattern": _DURATION.pattern, "examples": ["250ms", "2s"]}),
 ]
-"""A duration option, written `250ms` / `2s` / `1m` / `1h`, held as float seconds."""
+"""A duration option, written `250ms` / `2s` / `1m` / `1h` / `1d`, held as float seconds."""
 
 
 def _resolve_against_config(path: Path, info: ValidationInfo) -> Path:

@@ -25,21 +25,14 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
-from pydantic import AfterValidator, BeforeValidator
+from pydantic import AfterValidator
 
 from pipeline.options import Duration
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
-
-_PERIOD = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*d\s*$")
-
-
-def _days(value: Any) -> Any:
-    match = _PERIOD.match(value) if isinstance(value, str) else None
-    return float(match.group(1)) * 86400 if match else value
 
 
 def _positive(seconds: float) -> float:
@@ -48,7 +41,7 @@ def _positive(seconds: float) -> float:
     return seconds
 
 
-Period = Annotated[Duration, BeforeValidator(_days), AfterValidator(_positive)]
+Period = Annotated[Duration, AfterValidator(_positive)]
 """A rotation period, written `30m`, `1h`, `1d` or `7d`, held as float seconds."""
 
 Outcome = Literal["rotated", "moved", "kept"]
