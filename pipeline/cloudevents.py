@@ -25,6 +25,8 @@ B64_SUFFIX = "_b64"
 _CORE_DATA_KEYS = frozenset({"kind", "path", "src_path", "is_dir"})
 _KIND_TEXT = {kind: kind.value for kind in EventKind}
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
+_json_text: Any = json.encoder.encode_basestring  # C-accelerated; quotes and escapes
+_SOURCE_TEXT: dict[str, str] = {}
 
 
 class EventDecodeError(ValueError):
@@ -123,7 +125,28 @@ def to_cloudevent(event: Event) -> dict[str, Any]:
 
 def to_json(event: Event) -> str:
     """One line of JSON (no newline), UTF-8 safe, keys in contract order."""
+    meta = event.meta
+    if event.src_path is None and len(meta) == 1:
+        root = meta.get("root")
+        if isinstance(root, str) and _is_utf8_clean(event.path) and _is_utf8_clean(root):
+            return _plain_json(event, root)
     return _ENCODER.encode(to_cloudevent(event))
+
+
+def _plain_json(event: Event, root: str) -> str:
+    """The same text as the general path, written directly for the most common event
+    (a UTF-8 path, no src_path, only `root` in meta): a third of a burst's CPU otherwise."""
+    kind = _KIND_TEXT[event.kind]
+    source = _SOURCE_TEXT.get(event.source)
+    if source is None:
+        source = _SOURCE_TEXT[event.source] = _json_text(SOURCE_PREFIX + event.source)
+    return (
+        f'{{"specversion":"1.0","id":{_json_text(event.id)},"source":{source},'
+        f'"type":"fs.{kind}","time":"{format_time(event.time)}",'
+        f'"subject":{_json_text(subject_of(event))},"datacontenttype":"application/json",'
+        f'"data":{{"kind":"{kind}","path":{_json_text(event.path)},"src_path":null,'
+        f'"is_dir":{"true" if event.is_dir else "false"},"root":{_json_text(root)}}}}}'
+    )
 
 
 def _take_text(data: Mapping[str, Any], key: str) -> str | None:

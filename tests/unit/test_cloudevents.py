@@ -343,3 +343,22 @@ def test_a_batch_with_a_non_utf8_path_round_trips_item_by_item() -> None:
     assert list(back.meta["paths"]) == paths
     assert back.meta["count"] == 2
     assert "paths_b64" not in back.meta
+
+
+@given(
+    name=st.text(min_size=1).filter(lambda t: "/" not in t and "\0" not in t),
+    is_dir=st.booleans(),
+    kind=st.sampled_from(list(EventKind)),
+)
+@settings(max_examples=300)
+def test_the_fast_json_path_writes_exactly_what_the_general_one_does(
+    name: str, is_dir: bool, kind: EventKind
+) -> None:
+    import json as _json
+
+    from pipeline.cloudevents import _ENCODER, to_cloudevent
+    from pipeline.event import Event as _Event
+
+    event = _Event(kind, f"/in/{name}", "p/inotify", is_dir, meta={"root": "/in"})
+    assert to_json(event) == _ENCODER.encode(to_cloudevent(event))
+    assert _json.loads(to_json(event)) == to_cloudevent(event)
