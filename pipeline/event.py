@@ -55,7 +55,7 @@ class Event:
     def __post_init__(self) -> None:
         # A read-only view is taken as it is: sources share one per watched root, so the
         # hot path copies nothing. Whoever builds one must not change the dict behind it.
-        if not isinstance(self.meta, MappingProxyType):
+        if type(self.meta) is not MappingProxyType:
             object.__setattr__(self, "meta", MappingProxyType(dict(self.meta)))
 
     def __hash__(self) -> int:
