@@ -7,7 +7,7 @@ import ctypes.util
 import errno
 import os
 import struct
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Final
 
 IN_ACCESS: Final = 0x00000001
@@ -45,15 +45,11 @@ class InotifyError(OSError):
 
 
 def _libc() -> ctypes.CDLL:
+    # No argtypes: ctypes passes int and bytes natively, and a call costs half as much
+    # (it matters: start-up adds one watch per folder). Every argument here is an int or
+    # bytes, and every result an int.
     name = ctypes.util.find_library("c") or "libc.so.6"
-    lib = ctypes.CDLL(name, use_errno=True)
-    lib.inotify_init1.argtypes = [ctypes.c_int]
-    lib.inotify_init1.restype = ctypes.c_int
-    lib.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
-    lib.inotify_add_watch.restype = ctypes.c_int
-    lib.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
-    lib.inotify_rm_watch.restype = ctypes.c_int
-    return lib
+    return ctypes.CDLL(name, use_errno=True)
 
 
 _lib: ctypes.CDLL | None = None
@@ -85,6 +81,19 @@ def add_watch(fd: int, path: bytes, mask: int) -> int:
     return _check(_get_lib().inotify_add_watch(fd, path, mask), "inotify_add_watch", path)
 
 
+def watcher(fd: int) -> Callable[[bytes, int], int]:
+    """A fast `add_watch` bound to `fd` for walks: returns the watch descriptor, or
+    `-errno` on failure, instead of raising."""
+    call = _get_lib().inotify_add_watch
+    get_errno = ctypes.get_errno
+
+    def add(path: bytes, mask: int) -> int:
+        wd: int = call(fd, path, mask)
+        return wd if wd >= 0 else -get_errno()
+
+    return add
+
+
 def rm_watch(fd: int, wd: int) -> None:
     """Stop watching `wd`; an already gone watch is not an error."""
     if _get_lib().inotify_rm_watch(fd, wd) < 0 and ctypes.get_errno() != errno.EINVAL:
@@ -92,7 +101,11 @@ def rm_watch(fd: int, wd: int) -> None:
         raise InotifyError(code, f"inotify_rm_watch: {os.strerror(code)}")
 
 
-def decode(buffer: bytes) -> Iterator[tuple[int, int, int, bytes]]:
+Record = tuple[int, int, int, bytes]
+"""One `struct inotify_event`: (wd, mask, cookie, name); name is b"" for the watch itself."""
+
+
+def decode(buffer: bytes) -> Iterator[Record]:
     """Yield (wd, mask, cookie, name) for each `struct inotify_event` in `buffer`.
 
     A truncated trailing record is ignored rather than read past the buffer.
@@ -110,6 +123,23 @@ def decode(buffer: bytes) -> Iterator[tuple[int, int, int, bytes]]:
         if length:
             name = name.split(b"\0", 1)[0]
         yield wd, mask, cookie, name
+
+
+def decode_all(buffer: bytes) -> list[Record]:
+    """`decode` into a list in one go (no generator: it is the hot path)."""
+    unpack = HEADER.unpack_from
+    end = len(buffer)
+    offset = 0
+    records: list[Record] = []
+    append = records.append
+    while offset + HEADER_SIZE <= end:
+        wd, mask, cookie, length = unpack(buffer, offset)
+        start = offset + HEADER_SIZE
+        offset = start + length
+        if offset > end:
+            break
+        append((wd, mask, cookie, buffer[start:offset].split(b"\0", 1)[0] if length else b""))
+    return records
 
 
 def read_events(fd: int) -> bytes:

@@ -9,7 +9,7 @@ from pydantic import Field, field_validator
 
 from pipeline.errors import SourceError
 from pipeline.event import EventKind
-from pipeline.options import ComponentOptions, ConfigPath
+from pipeline.options import ComponentOptions, ConfigPath, Duration
 
 
 class WatchOptions(ComponentOptions):
@@ -21,6 +21,14 @@ class WatchOptions(ComponentOptions):
     """Event kinds to report; unset reports every kind this source can see."""
     create_missing: bool = False
     """Create a watched folder that does not exist yet, instead of failing at start."""
+    wait_missing: bool = False
+    """Wait for a watched path that does not exist yet (a warning says so once), instead
+    of failing at start; once it appears, what it holds is reported. `create_missing`
+    wins over this."""
+    checkpoint_interval: Duration = 5.0
+    """With a `state_dir`: how often the snapshot used to catch up after a restart is
+    saved. A restart after a crash reports again the changes of up to about twice this
+    long before the crash, so keep it above the time events spend in the pipeline."""
 
     @field_validator("events")
     @classmethod
@@ -29,9 +37,17 @@ class WatchOptions(ComponentOptions):
             raise ValueError("`batch` events are made by the debounce stage, not by sources")
         return kinds
 
+    @field_validator("checkpoint_interval")
+    @classmethod
+    def _positive_interval(cls, value: float) -> float:
+        if value <= 0:
+            raise ValueError("checkpoint_interval must be more than 0")
+        return value
+
 
 def prepare_roots(options: WatchOptions) -> list[str]:
-    """Absolute root paths, created if asked; a clear SourceError for one that is missing."""
+    """Absolute root paths, created if asked; a clear SourceError for one that is missing
+    (unless `wait_missing`: then it is returned, and the source waits for it)."""
     roots: list[str] = []
     for path in options.paths:
         if options.create_missing and not path.exists():
@@ -40,10 +56,14 @@ def prepare_roots(options: WatchOptions) -> list[str]:
             except OSError as exc:
                 raise SourceError(f"cannot create {path}: {exc.strerror}") from exc
         if not path.exists():
+            if options.wait_missing:
+                roots.append(str(Path(path)))
+                continue
             raise SourceError(
-                f"{path} does not exist; create it, or set `create_missing: true` on the source"
+                f"{path} does not exist; create it, or set `create_missing: true` on the source "
+                f"(or `wait_missing: true` to wait for it)"
             )
         if not os.access(path, os.R_OK):
             raise SourceError(f"{path} is not readable by this user (uid {os.getuid()})")
         roots.append(str(Path(path)))
-    return roots
+    return list(dict.fromkeys(roots))

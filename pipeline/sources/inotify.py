@@ -1,23 +1,30 @@
-"""The `inotify` source: Linux inotify(7), recursive, with renames paired into `moved`."""
+"""The `inotify` source: Linux inotify(7), recursive, lossless across overflows and restarts."""
 
 from __future__ import annotations
 
 import asyncio
 import errno
 import os
-from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime
-from types import MappingProxyType
-from typing import Any
+import time
+from typing import Literal
+
+from pydantic import field_validator
 
 from pipeline.components import ComponentContext, Emit, Source
 from pipeline.errors import SourceError
-from pipeline.event import ALL_KINDS, Event, EventKind
+from pipeline.event import ALL_KINDS, EventKind
 from pipeline.hookspecs import hookimpl
 from pipeline.linux import inotify as api
 from pipeline.options import Duration
+from pipeline.sources.catchup import Checkpoints, changes_since, merge_saved
 from pipeline.sources.common import WatchOptions, prepare_roots
-from pipeline.sources.moves import MovePairer
+from pipeline.sources.inotify_events import EventRouter
+from pipeline.sources.inotify_reader import EventReader
+from pipeline.sources.inotify_recovery import Recovery
+from pipeline.sources.inotify_trees import InotifyTrees
+from pipeline.sources.inotify_watches import ENCODING, ERRORS, Watches
+from pipeline.sources.snapshot import Change, Entry
+from pipeline.sources.treeindex import TreeIndex, subtree
 
 KIND_MASKS: dict[EventKind, int] = {
     EventKind.CREATED: api.IN_CREATE,
@@ -30,61 +37,73 @@ KIND_MASKS: dict[EventKind, int] = {
     EventKind.MOVED: api.IN_MOVED_FROM | api.IN_MOVED_TO,
     EventKind.OVERFLOW: 0,
 }
-SIMPLE_KINDS: dict[int, EventKind] = {
-    api.IN_CREATE: EventKind.CREATED,
-    api.IN_MODIFY: EventKind.MODIFIED,
-    api.IN_ATTRIB: EventKind.ATTRIB,
-    api.IN_OPEN: EventKind.OPENED,
-    api.IN_CLOSE_WRITE: EventKind.CLOSED_WRITE,
-    api.IN_CLOSE_NOWRITE: EventKind.CLOSED_NOWRITE,
-    api.IN_DELETE: EventKind.DELETED,
-}
-# Opening a folder is listing it (ls, our own scans): noise, not a change, so not reported.
-FOLDER_LISTING = frozenset({EventKind.OPENED, EventKind.CLOSED_NOWRITE})
-WATCH_LIMIT_FILE = "/proc/sys/fs/inotify/max_user_watches"
+# What keeps the index right, asked for whatever kinds are reported.
+BASE_MASK = (
+    api.IN_CREATE | api.IN_DELETE | api.IN_MOVED_FROM | api.IN_MOVED_TO
+    | api.IN_DELETE_SELF | api.IN_MOVE_SELF | api.IN_EXCL_UNLINK
+)  # fmt: skip
+LIST_BUDGET = 32
+"""Folders read per turn of the loop while the leaves skipped at start-up are read."""
+BLIND_RECHECK = 1.0
+"""Seconds between looks for a missing path when no folder above it can be watched."""
+
+State = tuple[dict[str, Entry], list[str]]
+"""What is known of the watched paths (every entry), and which paths that covers."""
 
 
 class InotifyOptions(WatchOptions):
     move_wait: Duration = 0.05
     """How long a rename's first half waits for its second before it counts as `deleted`."""
+    follow_symlinks: bool = False
+    """Follow symlinks below the watched paths, to files and folders; a folder reached
+    twice (a loop) is watched once. The watched paths themselves are always followed."""
+    on_watch_limit: Literal["fail", "poll"] = "fail"
+    """When fs.inotify.max_user_watches runs out: `fail` with an error that says how to
+    raise it, or `poll` the folders left unwatched, every `poll_interval`."""
+    poll_interval: Duration = 2.0
+    """With `on_watch_limit: poll`: the pause between two scans of the unwatched folders."""
+
+    @field_validator("poll_interval")
+    @classmethod
+    def _sensible_poll(cls, value: float) -> float:
+        if value < 0.01:
+            raise ValueError("poll_interval must be at least 10ms")
+        return value
 
 
-class _Dir:
-    __slots__ = ("meta", "path", "root")
-
-    def __init__(self, path: str, root: str, meta: Mapping[str, Any]) -> None:
-        self.path = path
-        self.root = root
-        self.meta = meta
-
-
-def _wake(future: asyncio.Future[None]) -> None:
-    if not future.done():
-        future.set_result(None)
-
-
-def _watch_limit_message(path: str) -> str:
+def _stat_following(path: str) -> os.stat_result:
     try:
-        with open(WATCH_LIMIT_FILE) as limit_file:
-            limit = limit_file.read().strip()
+        return os.stat(path)
     except OSError:
-        limit = "?"
-    return (
-        f"inotify watch limit reached while watching {path}: fs.inotify.max_user_watches is "
-        f"{limit}, one watch per folder. Raise it (sysctl -w fs.inotify.max_user_watches=1048576, "
-        f"and in /etc/sysctl.d/ to keep it), or use the `fanotify` or `poll` source."
-    )
+        return os.lstat(path)
 
 
 class InotifySource(Source[InotifyOptions]):
     """Watches folders with Linux inotify: every kind of event, recursively, as it happens.
 
     New folders are watched as they appear, and what was written into them before the
-    watch existed is reported (as `created`, plus `closed_write` for files, with
-    `meta.scan: true`). The two halves of a rename become one `moved` event; a rename out
-    of every watched folder is reported as `deleted`, one from outside as `moved` with
-    `src_path: null`. Opening and closing a folder (listing it) is not reported. When the
-    kernel queue overflows an `overflow` event is emitted for each watched path.
+    watch existed is reported (`created`, and `closed_write` for files, with
+    `meta.scan: true`), each change once. The two halves of a rename become one `moved`
+    event; a rename out of every watched folder is reported as `deleted`, one from
+    outside as `moved` with `src_path: null`. Opening and closing a folder (listing it)
+    is not reported.
+
+    Nothing is lost. A slow pipeline does not make the kernel queue overflow: events
+    wait in memory meanwhile (up to 64 MiB). If it overflows anyway, one `overflow`
+    event per watched path is emitted, the trees are rescanned, and what changed since
+    the last known state is reported with `meta.scan: true` (`created` and `modified`,
+    each with a `closed_write` for files; `deleted`; `moved`; `attrib`). A file a scan
+    finds still open for writing gets its `closed_write` once it is closed (a read lease
+    tells; where none can be taken, for another user's file without CAP_LEASE, it may
+    come early). A watched path that is deleted or unmounted is reported and waited
+    for; once it is back, what it holds is reported. With a `state_dir`, what changed
+    while the process was down is reported at start, before live events (see
+    `checkpoint_interval`).
+
+    The hot path does no I/O beyond reading events. Start-up reads every folder once
+    (leaf folders just after start-up): about 0.5 s for 50,000 folders on tmpfs; with a
+    `state_dir` it stats every entry too. Symlinks are not followed unless
+    `follow_symlinks`; when the watches run out, `on_watch_limit` decides.
     """
 
     type_name = "inotify"
@@ -93,24 +112,52 @@ class InotifySource(Source[InotifyOptions]):
     def __init__(self, options: InotifyOptions, context: ComponentContext) -> None:
         super().__init__(options, context)
         self.wanted = frozenset(options.events) if options.events is not None else ALL_KINDS
-        mask = api.IN_DELETE_SELF | api.IN_MOVE_SELF | api.IN_EXCL_UNLINK | api.IN_DONT_FOLLOW
+        mask = BASE_MASK
         for kind in self.wanted:
             mask |= KIND_MASKS[kind]
-        if options.recursive:
-            mask |= api.IN_CREATE | api.IN_MOVED_FROM | api.IN_MOVED_TO
         self.mask = mask
         self.source = f"{context.pipeline}/{self.type_name}"
         self.fd = -1
-        self.dirs: dict[int, _Dir] = {}
-        self.wds: dict[str, int] = {}
-        self.roots: dict[str, int] = {}
-        self.moves = MovePairer(options.move_wait)
-        self._denied: set[str] = set()
+        self.trees: InotifyTrees | None = None
+        self.router: EventRouter | None = None
+        self.reader: EventReader | None = None
+        self.checkpoints: Checkpoints | None = None
+        if context.state_dir is not None:
+            scope = {
+                "source": self.type_name,
+                "recursive": options.recursive,
+                "follow_symlinks": options.follow_symlinks,
+            }
+            self.checkpoints = Checkpoints(
+                context.state_dir, scope, options.checkpoint_interval, self.log
+            )
+        self._backlog: list[Change] = []
+        self._unreported: State | None = None
+        """The state before the catch-up, until the catch-up has been emitted."""
+        self._previous: State | None = None
+        self._opened = False
+        self._idle_now = False
+        """True while waiting for events: every event read so far has been emitted."""
+        self._stat = _stat_following if options.follow_symlinks else os.lstat
 
-    # -- watches -------------------------------------------------------------------
+    @property
+    def index(self) -> TreeIndex:
+        assert self.trees is not None, "not open"
+        return self.trees.index
+
+    @property
+    def wds(self) -> dict[str, int]:
+        """Watched folders, to their watch descriptors (for inspection)."""
+        if self.trees is None:
+            return {}
+        return {folder.path: wd for wd, folder in self.trees.watches.by_wd.items()}
+
+    # -- start and stop --------------------------------------------------------------
 
     async def open(self) -> None:
         roots = prepare_roots(self.options)
+        if self.options.recursive:  # a root inside another is watched with it
+            roots = [r for r in roots if not any(r.startswith(o.rstrip("/") + "/") for o in roots)]
         try:
             self.fd = api.init()
         except OSError as exc:
@@ -120,232 +167,181 @@ class InotifySource(Source[InotifyOptions]):
                     "raise it with sysctl, or use the `poll` source"
                 ) from exc
             raise SourceError(f"inotify is not available: {exc.strerror}") from exc
+        options = self.options
+        watches = Watches(
+            self.fd,
+            self.mask,
+            TreeIndex(),
+            self.log,
+            follow_symlinks=options.follow_symlinks,
+            on_limit=options.on_watch_limit,
+            # Saving a checkpoint inside a watched tree must not make the next one due.
+            exclude=frozenset([str(self.context.state_dir)] if self.context.state_dir else []),
+        )
+        trees = self.trees = InotifyTrees(
+            watches,
+            roots=roots,
+            wanted=self.wanted,
+            source=self.source,
+            recursive=options.recursive,
+            move_wait=options.move_wait,
+            poll_interval=options.poll_interval,
+            track=self.checkpoints is not None,
+            log=self.log,
+        )
+        self.router = EventRouter(trees, Recovery(trees))
+        self.reader = EventReader(self.fd)
+        self._opened = False
+        previous = self._previous_state(roots)
+        stat = previous is not None or self.checkpoints is not None
+        mark = time.time_ns()
         for root in roots:
-            meta = MappingProxyType({"root": root})
-            wd = self._watch(root, root, meta)
-            if wd is None:
-                raise SourceError(f"cannot watch {root}")
-            self.roots[root] = wd
-            if self.options.recursive and os.path.isdir(root):
-                for _ in self._walk(root, root, meta):
-                    pass
-        self.log.info("watching", paths=list(self.roots), folders=len(self.dirs))
+            if trees.establish(root, mark=mark, stat=stat) is None:
+                trees.wait_for(root, None)
+        if previous is not None:
+            saved, covered = previous
+            self._backlog = changes_since(saved, trees.flat(), covered)
+            self._unreported = previous if self._backlog else None
+        trees.changed = self.checkpoints is not None  # the saved state is older than this
+        self._opened = True
+        self.log.info(
+            "watching",
+            paths=list(trees.index.roots),
+            folders=len(watches.by_wd),
+            waiting_for=list(trees.lost) or None,
+            catching_up=len(self._backlog) if previous is not None else None,
+        )
 
-    def _watch(self, path: str, root: str, meta: Mapping[str, Any]) -> int | None:
-        try:
-            wd = api.add_watch(self.fd, os.fsencode(path), self.mask)
-        except OSError as exc:
-            if exc.errno == errno.ENOSPC:
-                raise SourceError(_watch_limit_message(path)) from exc
-            if exc.errno in (errno.EACCES, errno.EPERM):
-                if path not in self._denied:
-                    self._denied.add(path)
-                    self.log.warning("permission denied; folder not watched", folder=path)
-            elif exc.errno not in (errno.ENOENT, errno.ENOTDIR):
-                self.log.warning("cannot watch folder", folder=path, error=exc.strerror)
-            return None
-        old = self.dirs.get(wd)
-        if old is not None and old.path != path:
-            self.wds.pop(old.path, None)
-        self.dirs[wd] = _Dir(path, root, meta)
-        self.wds[path] = wd
-        return wd
-
-    def _walk(self, top: str, root: str, meta: Mapping[str, Any]) -> Iterator[tuple[str, bool]]:
-        """Watch every folder below `top` (already watched); yield each entry found."""
-        stack = [top]
-        while stack:
-            folder = stack.pop()
-            try:
-                with os.scandir(folder) as entries:
-                    found = [(e.path, e.is_dir(follow_symlinks=False)) for e in entries]
-            except OSError as exc:
-                if exc.errno in (errno.EACCES, errno.EPERM) and folder not in self._denied:
-                    self._denied.add(folder)
-                    self.log.warning("permission denied; folder not read", folder=folder)
-                continue
-            for path, is_dir in found:
-                if is_dir and self._watch(path, root, meta) is not None:
-                    stack.append(path)
-                yield path, is_dir
-
-    def _forget_tree(self, top: str) -> None:
-        prefix = top + "/"
-        for path in [p for p in self.wds if p == top or p.startswith(prefix)]:
-            wd = self.wds.pop(path)
-            self.dirs.pop(wd, None)
-            try:
-                api.rm_watch(self.fd, wd)
-            except OSError as exc:
-                self.log.debug("rm_watch failed", folder=path, error=exc.strerror)
-
-    def _rename_tree(self, old: str, new: str) -> None:
-        prefix = old + "/"
-        for path in [p for p in self.wds if p == old or p.startswith(prefix)]:
-            wd = self.wds.pop(path)
-            moved = new + path[len(old) :]
-            self.wds[moved] = wd
-            self.dirs[wd].path = moved
-
-    # -- events --------------------------------------------------------------------
-
-    async def run(self, emit: Emit) -> None:
-        loop = asyncio.get_running_loop()
-        fd = self.fd
-        while True:
-            data = api.read_events(fd)
-            if data:
-                await self._handle(data, emit, loop.time())
-                continue
-            future: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, _wake, future)
-            deadline = self.moves.next_deadline()
-            timer = loop.call_at(deadline, _wake, future) if deadline is not None else None
-            try:
-                await future
-            finally:
-                loop.remove_reader(fd)
-                if timer is not None:
-                    timer.cancel()
-            await self._expire_moves(emit, loop.time())
-
-    async def _expire_moves(self, emit: Emit, now: float) -> None:
-        for origin in self.moves.expired(now):
-            await self._moved_out(origin.path, origin.is_dir, emit)
-
-    async def _moved_out(self, path: str, is_dir: bool, emit: Emit) -> None:
-        if is_dir:
-            self._forget_tree(path)
-        if EventKind.DELETED in self.wanted:
-            await emit(
-                Event(EventKind.DELETED, path, self.source, is_dir, meta=self._meta_for(path))
-            )
-
-    def _meta_for(self, path: str) -> Mapping[str, Any]:
-        for root, wd in self.roots.items():
-            if path == root or path.startswith(root + "/"):
-                return self.dirs[wd].meta if wd in self.dirs else MappingProxyType({"root": root})
-        return MappingProxyType({})
-
-    async def _handle(self, data: bytes, emit: Emit, now: float) -> None:
-        seen = datetime.now(UTC)
-        wanted, dirs, source = self.wanted, self.dirs, self.source
-        fsdecode = os.fsdecode
-        moves = self.moves
-        for wd, mask, cookie, name in api.decode(data):
-            if moves and not (mask & api.IN_MOVED_TO and cookie in moves):
-                # The kernel queues a rename's two halves back to back: a first half
-                # followed by anything else was a rename out of every watched folder.
-                for origin in moves.drain():
-                    await self._moved_out(origin.path, origin.is_dir, emit)
-            folder = dirs.get(wd)
-            if folder is None or not name or mask & (api.IN_Q_OVERFLOW | api.IN_IGNORED):
-                await self._special(wd, mask, folder, emit, seen)
-                continue
-            is_dir = bool(mask & api.IN_ISDIR)
-            path = folder.path + "/" + fsdecode(name)
-            if mask & api.IN_MOVED_FROM:
-                moves.moved_from(cookie, path, is_dir, now)
-                continue
-            if mask & api.IN_MOVED_TO:
-                await self._moved_in(path, is_dir, cookie, folder, emit=emit, seen=seen)
-                continue
-            kind = SIMPLE_KINDS.get(mask & ~api.IN_ISDIR)
-            if kind is None or (is_dir and kind in FOLDER_LISTING):
-                continue
-            if kind in wanted:
-                await emit(Event(kind, path, source, is_dir, None, seen, folder.meta))
-            if kind is EventKind.CREATED and is_dir and self.options.recursive:
-                await self._discover(path, folder, emit, seen)
-        if moves:
-            await self._expire_moves(emit, now)
-
-    async def _moved_in(
-        self, path: str, is_dir: bool, cookie: int, folder: _Dir, *, emit: Emit, seen: datetime
-    ) -> None:
-        origin = self.moves.moved_to(cookie)
-        src = origin.path if origin is not None else None
-        if is_dir and self.options.recursive:
-            if src is not None and src in self.wds:
-                self._rename_tree(src, path)
-            else:
-                await self._discover(path, folder, emit, seen, announce=False)
-        if EventKind.MOVED in self.wanted:
-            await emit(Event(EventKind.MOVED, path, self.source, is_dir, src, seen, folder.meta))
-        if src is None and is_dir and self.options.recursive:
-            await self._announce_tree(path, folder, emit, seen)
-
-    async def _discover(
-        self, path: str, parent: _Dir, emit: Emit, seen: datetime, *, announce: bool = True
-    ) -> None:
-        """Watch a new folder, then report what was already in it (the mkdir race)."""
-        if self._watch(path, parent.root, parent.meta) is None:
-            return
-        if announce:
-            await self._announce_tree(path, parent, emit, seen)
-
-    async def _announce_tree(self, path: str, parent: _Dir, emit: Emit, seen: datetime) -> None:
-        meta = MappingProxyType({**parent.meta, "scan": True})
-        report_created = EventKind.CREATED in self.wanted
-        report_closed = EventKind.CLOSED_WRITE in self.wanted
-        for entry, is_dir in list(self._walk(path, parent.root, parent.meta)):
-            if report_created:
-                await emit(Event(EventKind.CREATED, entry, self.source, is_dir, None, seen, meta))
-            if report_closed and not is_dir:
-                await emit(
-                    Event(EventKind.CLOSED_WRITE, entry, self.source, False, None, seen, meta)
-                )
-
-    async def _special(
-        self, wd: int, mask: int, folder: _Dir | None, emit: Emit, seen: datetime
-    ) -> None:
-        """Overflow, a watch that ended, or an event on a watched folder itself."""
-        if mask & api.IN_Q_OVERFLOW:
-            await self._overflow(emit, seen)
-        elif folder is None:
-            return  # a late event of a watch already removed
-        elif mask & api.IN_IGNORED:
-            if self.dirs.get(wd) is folder:
-                del self.dirs[wd]
-                self.wds.pop(folder.path, None)
-        else:
-            await self._self_event(folder, mask, emit, seen)
-
-    async def _self_event(self, folder: _Dir, mask: int, emit: Emit, seen: datetime) -> None:
-        """An event on a watched folder itself. Only roots report these: for any other
-        folder its parent's watch already reported the same event under the folder's name."""
-        if folder.path not in self.roots:
-            return
-        is_dir = os.path.isdir(folder.path) or bool(mask & api.IN_ISDIR)
-        if mask & (api.IN_DELETE_SELF | api.IN_MOVE_SELF):
-            self.log.warning("a watched path was deleted or moved away", path=folder.path)
-            if EventKind.DELETED in self.wanted:
-                await emit(
-                    Event(
-                        EventKind.DELETED, folder.path, self.source, is_dir, None, seen, folder.meta
-                    )
-                )
-            return
-        if mask & api.IN_UNMOUNT:
-            self.log.warning("the file system of a watched path was unmounted", path=folder.path)
-            return
-        kind = SIMPLE_KINDS.get(mask & ~api.IN_ISDIR)
-        if kind is not None and kind in self.wanted and not (is_dir and kind in FOLDER_LISTING):
-            await emit(Event(kind, folder.path, self.source, is_dir, None, seen, folder.meta))
-
-    async def _overflow(self, emit: Emit, seen: datetime) -> None:
-        self.log.warning("inotify queue overflowed; events were lost by the kernel")
-        for root, wd in self.roots.items():
-            folder = self.dirs.get(wd)
-            meta = folder.meta if folder else MappingProxyType({"root": root})
-            await emit(Event(EventKind.OVERFLOW, root, self.source, True, None, seen, meta))
+    def _previous_state(self, roots: list[str]) -> State | None:
+        """What was known before this start: from this object's last run (the engine
+        restarts a failed source in place), else from the saved snapshot."""
+        previous, self._previous = self._previous, None
+        if previous is not None:
+            entries, known = previous
+            return entries, [r for r in roots if r in known]
+        if self.checkpoints is not None:
+            return self.checkpoints.load(roots)
+        return None
 
     async def close(self) -> None:
+        """Save the state reached, if it is certain: stopped while waiting for events (as
+        at a shutdown), with the catch-up emitted. Otherwise (stopped mid-emit) the last
+        checkpoint stays, and changes since are reported again at the next start."""
+        trees = self.trees
+        if self.fd >= 0 and trees is not None and self._opened:
+            certain = self._idle_now and self._unreported is None
+            self._account_unhandled(trees)
+            state = trees.flat()
+            if self._unreported is not None:  # stopped before the catch-up was emitted
+                saved, covered = self._unreported
+                state = merge_saved(state, saved, covered)
+            if self.checkpoints is not None:
+                await self.checkpoints.close(state if certain else None)
+            self._previous = state, [*trees.index.roots, *trees.lost]
+        if trees is not None:
+            trees.waiter.close()
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
-        self.dirs.clear()
-        self.wds.clear()
+        self.trees = self.router = None
+        self.reader = None
+
+    def _account_unhandled(self, trees: InotifyTrees) -> None:
+        """Mark as unknown the files whose events were read but not handled, or are still
+        queued, so that the state kept now (and a catch-up from it) counts them changed.
+        Stat first, read the queue after: whatever changes in between is in the queue."""
+        if self.checkpoints is not None:
+            trees.index.settle(self._stat)
+        records = self.router.unhandled if self.router is not None else []
+        if self.reader is not None:
+            for data in self.reader.pending():
+                records.extend(api.decode(data))
+        by_wd = trees.watches.by_wd
+        for wd, mask, _, name in records:
+            if mask & api.IN_Q_OVERFLOW:
+                for root in trees.index.roots.values():
+                    for below in subtree(root):
+                        below.files = dict.fromkeys(below.files, 0)
+                return
+            folder = by_wd.get(wd)
+            if folder is not None and name:
+                text = name.decode(ENCODING, ERRORS)
+                if text in folder.files:
+                    folder.files[text] = 0
+            elif folder is not None and folder.single:
+                folder.known = 0
+
+    # -- the loop ---------------------------------------------------------------------
+
+    async def run(self, emit: Emit) -> None:
+        trees, router = self.trees, self.router
+        assert trees is not None and router is not None, "not open"
+        loop = asyncio.get_running_loop()
+        if self._backlog:
+            backlog, self._backlog = self._backlog, []
+            await trees.report(backlog, emit)
+        self._unreported = None
+        if trees.waiter:
+            await router.recovery.check_waiter(emit)
+        reader, watches = self.reader, trees.watches
+        assert reader is not None
+        reader.start()
+        try:
+            while True:
+                data = reader.next()
+                if data:
+                    await router.handle(api.decode_all(data), emit, loop.time())
+                    continue
+                trees.echoes.clear()  # every event queued before the last scan is handled
+                if watches.unlisted:
+                    watches.list_unlisted(LIST_BUDGET)
+                    await asyncio.sleep(0)
+                    continue
+                await self._idle(emit)
+        finally:
+            reader.stop()
+
+    async def _idle(self, emit: Emit) -> None:
+        """Nothing to read: save a checkpoint if due, then wait for events or a timer."""
+        trees, router, reader = self.trees, self.router, self.reader
+        assert trees is not None and router is not None and reader is not None
+        loop = asyncio.get_running_loop()
+        if self.checkpoints is not None:
+            self._checkpoint(loop.time())
+        self._idle_now = True
+        try:
+            await reader.wait(self._deadline(trees, loop.time()), trees.waiter.fd)
+        finally:
+            self._idle_now = False
+        now = loop.time()
+        for origin in trees.moves.expired(now):
+            await router.moved_out(origin, emit)
+        if trees.waiter:
+            await router.recovery.check_waiter(emit)
+        if trees.polled and now >= trees.poll_at:
+            await trees.report(await trees.polled.poll(), emit, queued=False)
+            trees.poll_at = loop.time() + trees.polled.interval
+
+    def _deadline(self, trees: InotifyTrees, now: float) -> float | None:
+        times = [trees.moves.next_deadline()]
+        if self.checkpoints is not None:
+            times.append(self.checkpoints.due(trees.changed))
+        if trees.polled:
+            times.append(trees.poll_at)
+        if trees.waiter.blind:
+            times.append(now + BLIND_RECHECK)
+        return min((t for t in times if t is not None), default=None)
+
+    def _checkpoint(self, now: float) -> None:
+        assert self.checkpoints is not None and self.trees is not None
+        trees = self.trees
+
+        def take() -> dict[str, Entry]:
+            trees.index.settle(self._stat)
+            trees.changed = False
+            return trees.flat()
+
+        self.checkpoints.tick(now, trees.changed, take)
 
 
 @hookimpl

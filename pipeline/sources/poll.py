@@ -19,12 +19,14 @@ from pipeline.components import ComponentContext, Emit, Source
 from pipeline.event import EMPTY_META, Event, EventKind
 from pipeline.hookspecs import hookimpl
 from pipeline.options import Duration
+from pipeline.sources.catchup import Checkpoints, changes_since, merge_saved
 from pipeline.sources.common import WatchOptions, prepare_roots
 from pipeline.sources.snapshot import (
     INO,
     MTIME_NS,
     SIZE,
     Change,
+    Entry,
     ScanDir,
     ScanProgress,
     Snapshot,
@@ -108,6 +110,10 @@ class _ScanJob:
             self.loop.call_soon_threadsafe(callback)
 
 
+def _itself(entries: dict[str, Entry]) -> dict[str, Entry]:
+    return entries  # a scan's entries are never changed once it is done: no copy needed
+
+
 def _succeed(future: asyncio.Future[ScanResult], result: ScanResult) -> None:
     if not future.done():
         future.set_result(result)
@@ -126,8 +132,9 @@ class PollSource(Source[PollOptions]):
     mode, owner, link count or ctime changed), `deleted`, and `moved` (a path vanished and
     another appeared with the same inode, size and mtime). Only the net change between two
     scans is seen: a file created and deleted in between is never reported, and a file
-    replaced by a new one is reported as `created`. What exists at start is not reported,
-    and folders are not reported as modified when their entries change.
+    replaced by a new one is reported as `created`. What exists at start is not reported
+    (with a `state_dir`, what changed since the last run is, first), and folders are not
+    reported as modified when their entries change.
 
     Within one scan, events come in an order a mirror can replay: new folders that
     something moves into, then moves, then deletions (a folder's entries before the
@@ -153,6 +160,16 @@ class PollSource(Source[PollOptions]):
         """What lists a folder; tests may swap it to act out a hung file system."""
         self.roots: list[str] = []
         self.snapshot = Snapshot()
+        self.checkpoints: Checkpoints | None = None
+        if context.state_dir is not None:
+            scope = {"source": self.type_name, "recursive": options.recursive}
+            self.checkpoints = Checkpoints(
+                context.state_dir, scope, options.checkpoint_interval, self.log
+            )
+        self._reported = self.snapshot
+        """The last snapshot whose every change has been emitted."""
+        self._backlog: list[Change] = []
+        self._opened = False
         self._metas: list[tuple[str, str, Mapping[str, Any]]] = []  # root, prefix, meta
         self._job: _ScanJob | None = None
         self._stalled: dict[str, str] = {}  # hung folder -> its root
@@ -170,35 +187,71 @@ class PollSource(Source[PollOptions]):
             reverse=True,
         )
         started = time.perf_counter()
+        self._opened = False
+        before = self._previous()
         self.snapshot, _ = await self._scan(None)
+        self._reported = self.snapshot
         self._note_problems(self.snapshot)
+        if before is not None:
+            saved, covered = before
+            self._backlog = changes_since(saved, self.snapshot.entries, covered)
+            if self._backlog:  # reported once emitted, by run()
+                self._reported = Snapshot(merge_saved(self.snapshot.entries, saved, covered))
+        self._opened = True
         self.log.info(
             "polling",
             paths=self.roots,
             entries=len(self.snapshot.entries),
             scan_seconds=round(time.perf_counter() - started, 3),
             interval=self.options.interval,
+            catching_up=len(self._backlog) if before is not None else None,
         )
 
+    def _previous(self) -> tuple[dict[str, Entry], list[str]] | None:
+        """What was reported before this start: by this object's last run (the engine
+        restarts a failed source in place), else as saved under the state_dir."""
+        if self._reported.entries:
+            return dict(self._reported.entries), list(self.roots)
+        if self.checkpoints is not None:
+            return self.checkpoints.load(self.roots)
+        return None
+
     async def run(self, emit: Emit) -> None:
-        clock, wanted = self.context.clock, self.wanted
+        clock = self.context.clock
+        loop = asyncio.get_running_loop()
+        backlog, self._backlog = self._backlog, []
+        await self._emit_all(backlog, emit)
+        self._reported = self.snapshot
+        changed = bool(backlog)
         while True:
+            if self.checkpoints is not None:
+                taken = functools.partial(_itself, self._reported.entries)
+                if self.checkpoints.tick(loop.time(), changed, taken):
+                    changed = False
             await clock.sleep(self.options.interval)
             snapshot, changes = await self._scan(self.snapshot)
             self.snapshot = snapshot
             self._note_problems(snapshot)
-            if not changes:
-                continue
-            seen = datetime.now(UTC)
-            for change in changes:
-                if change.kind in wanted:
-                    await emit(self._event(change, seen))
+            await self._emit_all(changes, emit)
+            self._reported = snapshot
+            changed = changed or bool(changes)
+
+    async def _emit_all(self, changes: list[Change], emit: Emit) -> None:
+        if not changes:
+            return
+        seen = datetime.now(UTC)
+        wanted = self.wanted
+        for change in changes:
+            if change.kind in wanted:
+                await emit(self._event(change, seen))
 
     async def close(self) -> None:
         job, self._job = self._job, None
         if job is not None and not job.done.done():
             job.progress.cancelled = True
             await asyncio.wait({job.done}, timeout=CLOSE_WAIT)
+        if self.checkpoints is not None and self._opened:
+            await self.checkpoints.close(self._reported.entries)
 
     # -- scanning ------------------------------------------------------------------
 

@@ -97,8 +97,11 @@ def scan(
     progress: ScanProgress | None = None,
     scandir: ScanDir = os.scandir,
     stat: Stat = os.stat,
+    follow_symlinks: bool = False,
 ) -> Snapshot:
-    """Stat every path under `roots`; symlinks below a root are not followed.
+    """Stat every path under `roots`; symlinks below a root are not followed, unless
+    `follow_symlinks` (then a link has its target's entry, a folder reached twice, as a
+    loop would, is read once, and a dangling link keeps its own entry).
 
     A folder that cannot be read (denied, I/O error) keeps what `previous` held below it
     and is listed in `problems`; so does one in `skip`, without being listed. A folder
@@ -106,6 +109,7 @@ def scan(
     `progress.cancelled` is set (checked between folders).
     """
     walk = _Walk(previous, recursive, skip, progress or ScanProgress(), scandir)
+    walk.follow = follow_symlinks
     for root in roots:
         if root in skip:
             walk.keep(root, tree=True)
@@ -122,6 +126,7 @@ def scan(
             continue
         walk.snap.entries[root] = entry_of(st)
         if statmod.S_ISDIR(st.st_mode):
+            walk.visited.add((st.st_dev, st.st_ino))
             walk.tree(root)
     return walk.finish()
 
@@ -145,6 +150,8 @@ class _Walk:
         self.scandir = scandir
         self.kept_paths: set[str] = set()  # paths whose previous entry is kept
         self.kept_trees: set[str] = set()  # folders whose previous contents are kept
+        self.follow = False
+        self.visited: set[tuple[int, int]] = set()  # (st_dev, st_ino) of folders read
 
     def keep(self, path: str, *, tree: bool) -> None:
         self.kept_paths.add(path)
@@ -177,12 +184,27 @@ class _Walk:
                 progress.steps += 1
                 try:
                     st = item.stat(follow_symlinks=False)
+                    if self.follow and statmod.S_ISLNK(st.st_mode):
+                        st = self.target(item.path, st)
                 except OSError as exc:
                     self.unstatable(folder, item.path, exc)
                     continue
                 entries[item.path] = entry_of(st)
                 if recursive and isdir(st.st_mode):
+                    if self.follow:
+                        identity = (st.st_dev, st.st_ino)
+                        if identity in self.visited:
+                            continue  # a loop, or a folder already read by another path
+                        self.visited.add(identity)
                     stack.append(item.path)
+
+    @staticmethod
+    def target(path: str, link: os.stat_result) -> os.stat_result:
+        """What a symlink leads to; the link itself when it dangles."""
+        try:
+            return os.stat(path)
+        except OSError:
+            return link
 
     def unstatable(self, folder: str, path: str, exc: OSError) -> None:
         if exc.errno in _GONE:

@@ -175,6 +175,15 @@ def unprivileged(tree: Path) -> Iterator[None]:
         os.seteuid(0)
 
 
+def place(path: Path) -> None:
+    """Make a file appear whole (written beside the tree, renamed in): a scan that comes
+    between the creation and the write cannot see it empty."""
+    handle, temp = tempfile.mkstemp(dir=path.parent.parent.parent)
+    os.write(handle, b"x")
+    os.close(handle)
+    os.rename(temp, path)
+
+
 def test_a_denied_folder_is_skipped_with_one_warning_and_the_rest_is_reported() -> None:
     # pytest's tmp_path lies below a 0700 folder of root's: use a tree nobody can reach.
     tree = Path(tempfile.mkdtemp(prefix="fspipeline-poll-"))
@@ -188,10 +197,10 @@ def test_a_denied_folder_is_skipped_with_one_warning_and_the_rest_is_reported() 
         with capture_logs() as logs:
             async with Running(poller(tree)) as watch:
                 os.chmod(locked, 0)
-                (tree / "open" / "a.csv").write_text("x")
+                place(tree / "open" / "a.csv")
                 await watch.wait_for(lambda ev: len(ev) == 2)  # locked: attrib; a.csv: created
                 await asyncio.sleep(0.3)  # several more scans
-                (tree / "open" / "b.csv").write_text("x")
+                place(tree / "open" / "b.csv")
                 await watch.wait_for(lambda ev: len(ev) == 3)
                 assert sorted((e.kind.value, e.path) for e in watch.events) == [
                     ("attrib", str(locked)),
@@ -394,3 +403,21 @@ def test_poll_is_a_builtin_source() -> None:
     assert spec is not None
     assert spec.cls is PollSource
     assert spec.summary.startswith("Polls folders with stat()")
+
+
+def test_a_path_that_does_not_exist_yet_is_polled_for_with_wait_missing(tmp_path: Path) -> None:
+    later = tmp_path / "share" / "inbox"
+
+    async def scenario() -> None:
+        async with Running(poller(tmp_path, paths=[str(later)], wait_missing=True)) as watch:
+            await asyncio.sleep(0.2)
+            later.mkdir(parents=True)
+            (later / "a.csv").write_text("x")
+            await watch.wait_for(lambda ev: len(ev) == 2)
+            await watch.settle()
+            assert [(e.kind.value, e.path) for e in watch.events] == [
+                ("created", str(later)),
+                ("created", str(later / "a.csv")),
+            ]
+
+    run(scenario())

@@ -1,0 +1,95 @@
+"""`pipeline run` killed with SIGKILL and started again: what happened meanwhile is reported."""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.e2e.cli import Background
+
+pytestmark = pytest.mark.integration
+
+CONFIG = """
+state_dir: state
+pipelines:
+  landing:
+    sources:
+      - type: {source}
+        paths: [inbox]
+        events: [{events}]
+        checkpoint_interval: 200ms
+{extra}
+    sinks:
+      - type: logfile
+        path: events.jsonl
+"""
+SOURCES = {
+    "inotify": ("closed_write, deleted", ""),
+    "poll": ("created, modified, deleted", "        interval: 100ms"),
+}
+
+
+def reported(log: Path) -> list[tuple[str, str]]:
+    if not log.exists():
+        return []
+    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    return [(r["data"]["kind"], os.path.basename(r["data"]["path"])) for r in records]
+
+
+def wait_for(log: Path, names: set[str], timeout: float = 30) -> list[tuple[str, str]]:
+    deadline = time.monotonic() + timeout
+    while True:
+        seen = reported(log)
+        if names <= {name for _, name in seen}:
+            return seen
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{sorted(names - {n for _, n in seen})} never reported: {seen}")
+        time.sleep(0.05)
+
+
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_a_restart_after_kill_9_reports_what_happened_while_down_once(
+    tmp_path: Path, source: str
+) -> None:
+    events, extra = SOURCES[source]
+    (tmp_path / "config.yaml").write_text(CONFIG.format(source=source, events=events, extra=extra))
+    inbox, log = tmp_path / "inbox", tmp_path / "events.jsonl"
+    inbox.mkdir()
+    (inbox / "doomed.csv").write_text("there from the start")
+    written = "closed_write" if source == "inotify" else "created"
+
+    first = Background("run", "config.yaml", cwd=tmp_path)
+    try:
+        first.wait_ready()
+        up = {f"up-{i}.csv" for i in range(20)}
+        for name in sorted(up):
+            (inbox / name).write_text("x")
+        wait_for(log, up)
+        time.sleep(1.0)  # a few checkpoints go by: the snapshot on disk now holds them
+    finally:
+        first.proc.kill()  # SIGKILL: no chance to save anything
+        first.proc.wait(10)
+
+    down = {f"down-{i}.csv" for i in range(50)}
+    for name in sorted(down):
+        (inbox / name).write_text("x")
+    (inbox / "doomed.csv").unlink()
+
+    second = Background("run", "config.yaml", cwd=tmp_path)
+    try:
+        second.wait_ready()
+        (inbox / "after.csv").write_text("x")
+        seen = wait_for(log, down | {"doomed.csv", "after.csv"})
+        time.sleep(1.0)  # nothing more should come
+        seen = reported(log)
+    finally:
+        second.interrupt()
+    for name in down | {"after.csv"}:
+        assert seen.count((written, name)) == 1, (name, seen)
+    assert seen.count(("deleted", "doomed.csv")) == 1
+    for name in up:
+        assert seen.count((written, name)) == 1, (name, seen)  # saved before the kill

@@ -1,0 +1,67 @@
+"""The inotify source when a file system below (or at) a watched path is unmounted."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import subprocess
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from pipeline.sources.inotify import InotifySource
+from tests.conftest import Running, make_component
+
+pytestmark = pytest.mark.integration
+
+
+@contextlib.contextmanager
+def tmpfs(at: Path) -> Iterator[None]:
+    """A tmpfs mounted at `at` (unmounted at the end if the test did not)."""
+    subprocess.run(["mount", "-t", "tmpfs", "fspipeline-test", str(at)], check=True)
+    try:
+        yield
+    finally:
+        subprocess.run(["umount", str(at)], check=False, capture_output=True)
+
+
+def umount(at: Path) -> None:
+    subprocess.run(["umount", str(at)], check=True)
+
+
+@pytest.mark.parametrize("where", ["below", "at"])
+def test_an_unmounted_file_system_is_reported_as_what_changed(tmp_path: Path, where: str) -> None:
+    root = tmp_path / "watched"
+    mount = root / "mnt" if where == "below" else root
+    mount.mkdir(parents=True)
+    (mount / "under.csv").write_text("hidden by the mount")
+
+    async def scenario() -> None:
+        with tmpfs(mount):
+            (mount / "deep").mkdir()
+            (mount / "deep" / "on-mount.csv").write_text("x")
+            source = make_component(
+                InotifySource,
+                tmp_path,
+                paths=[str(root)],
+                events=["created", "deleted", "closed_write"],
+            )
+            async with Running(source) as watch:
+                umount(mount)
+                await watch.wait_for(lambda ev: "closed_write" in watch.kinds(mount / "under.csv"))
+                await watch.settle()
+                assert sorted((e.kind.value, e.path) for e in watch.events) == [
+                    ("closed_write", str(mount / "under.csv")),
+                    ("created", str(mount / "under.csv")),
+                    ("deleted", str(mount / "deep")),
+                    ("deleted", str(mount / "deep" / "on-mount.csv")),
+                ]
+                assert all(e.meta["scan"] for e in watch.events)
+                del watch.events[:]
+                (mount / "after.csv").write_text("x")  # the folder now there is watched
+                await watch.wait_for(lambda ev: len(ev) >= 2)
+                await watch.settle()
+                assert watch.kinds(mount / "after.csv") == ["created", "closed_write"]
+
+    asyncio.run(scenario())
