@@ -24,6 +24,7 @@ TRACE_ENV = "FSPIPELINE_TRACE_PLUGINS"
 
 BUILTIN_PLUGINS: tuple[str, ...] = (
     "pipeline.sources.inotify",
+    "pipeline.sources.fanotify",
     "pipeline.sources.poll",
     "pipeline.sources.watchdog_observer",
     "pipeline.stages.filter",
