@@ -8,11 +8,13 @@ handle calls (`name_to_handle_at`, `open_by_handle_at`) that turn a handle into 
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
+import functools
 import os
 import struct
 from collections.abc import Iterator
 from typing import Final, NamedTuple
+
+from pipeline.linux.libc import check, libc
 
 # -- event bits (fanotify_mark mask, fanotify_event_metadata.mask) -----------------------
 FAN_ACCESS: Final = 0x00000001
@@ -184,9 +186,9 @@ def fsid_bytes(fsid: int) -> bytes:
 # -- system calls -----------------------------------------------------------------------
 
 
-def _libc() -> ctypes.CDLL:
-    name = ctypes.util.find_library("c") or "libc.so.6"
-    lib = ctypes.CDLL(name, use_errno=True)
+@functools.cache
+def _get_lib() -> ctypes.CDLL:
+    lib = libc()
     lib.fanotify_init.argtypes = [ctypes.c_uint, ctypes.c_uint]
     lib.fanotify_init.restype = ctypes.c_int
     lib.fanotify_mark.argtypes = [
@@ -202,23 +204,8 @@ def _libc() -> ctypes.CDLL:
     return lib
 
 
-_lib: ctypes.CDLL | None = None
-
-
-def _get_lib() -> ctypes.CDLL:
-    global _lib  # noqa: PLW0603 - load libc once, on first use
-    if _lib is None:
-        _lib = _libc()
-    return _lib
-
-
 def _check(result: int, what: str, path: bytes | None = None) -> int:
-    if result < 0:
-        code = ctypes.get_errno()
-        raise FanotifyError(
-            code, f"{what}: {os.strerror(code)}", os.fsdecode(path) if path else None
-        )
-    return result
+    return check(result, what, FanotifyError, path)
 
 
 def init(flags: int, event_f_flags: int = os.O_RDONLY | os.O_CLOEXEC) -> int:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import errno
 import os
 import struct
 from collections.abc import Callable, Iterator
 from typing import Final
+
+from pipeline.linux.libc import check, libc
 
 IN_ACCESS: Final = 0x00000001
 IN_MODIFY: Final = 0x00000002
@@ -44,31 +45,15 @@ class InotifyError(OSError):
     """An inotify call failed; `errno` says why."""
 
 
-def _libc() -> ctypes.CDLL:
+def _get_lib() -> ctypes.CDLL:
     # No argtypes: ctypes passes int and bytes natively, and a call costs half as much
     # (it matters: start-up adds one watch per folder). Every argument here is an int or
     # bytes, and every result an int.
-    name = ctypes.util.find_library("c") or "libc.so.6"
-    return ctypes.CDLL(name, use_errno=True)
-
-
-_lib: ctypes.CDLL | None = None
-
-
-def _get_lib() -> ctypes.CDLL:
-    global _lib  # noqa: PLW0603 - load libc once, on first use
-    if _lib is None:
-        _lib = _libc()
-    return _lib
+    return libc()
 
 
 def _check(result: int, what: str, path: bytes | None = None) -> int:
-    if result < 0:
-        code = ctypes.get_errno()
-        raise InotifyError(
-            code, f"{what}: {os.strerror(code)}", os.fsdecode(path) if path else None
-        )
-    return result
+    return check(result, what, InotifyError, path)
 
 
 def init() -> int:
