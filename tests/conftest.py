@@ -13,14 +13,16 @@ import structlog
 from pipeline import ComponentContext, Event, Source
 
 
-def make_component(cls: type[Any], tmp_path: Path, **options: Any) -> Any:
+def make_component(
+    cls: type[Any], tmp_path: Path, state_dir: Path | None = None, **options: Any
+) -> Any:
     """Build a component from raw options as the config loader would."""
     validated = cls.Options.model_validate(options, context={"config_dir": tmp_path})
     context = ComponentContext(
         pipeline="t",
         label="t.sources[0]",
         config_dir=tmp_path,
-        state_dir=None,
+        state_dir=state_dir,
         log=structlog.get_logger("test"),
     )
     return cls(validated, context)

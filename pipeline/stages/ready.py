@@ -168,6 +168,10 @@ class ReadyStage(Stage[ReadyOptions]):
                 self._has_marker, path
             ):
                 await self._ready(event, "marker", emit)
+        elif kind is EventKind.CLOSED_WRITE and mode == "auto" and event.meta.get("scan"):
+            # Found by a scan (new folder, overflow, catch-up), not closed before our eyes:
+            # the source could not always tell whether a writer still has it open.
+            self._track(event)
         elif kind is EventKind.CLOSED_WRITE and mode in ("close", "auto"):
             self._tracked.pop(path, None)
             await self._ready(event, "close", emit)

@@ -340,3 +340,27 @@ def test_stable_mode_is_not_delayed_by_readers() -> None:
         assert h.stage.tracked == 0
 
     play("stable", scenario, stable_for="1s", poll_interval="100ms")
+
+
+def test_auto_waits_for_a_scanned_file_to_be_stable_but_a_real_close_passes_at_once() -> None:
+    async def scenario(h: Harness) -> None:
+        # A file a scan found (new folder, overflow, catch-up): maybe still being written.
+        h.files.write("/in/found.csv", 10)
+        event = Event(
+            K.CLOSED_WRITE, "/in/found.csv", "p/inotify", meta={"root": "/in", "scan": True}
+        )
+        await h.stage.process(event, h.emit)
+        await h.clock.advance(1.0)
+        h.files.write("/in/found.csv", 30)  # the writer was not done
+        await h.clock.advance(1.5)
+        assert h.out == []
+        await h.clock.advance(3.0)  # quiet for stable_for (2s): now it is complete
+        assert [(e.path, e.meta["size"], e.meta["ready"]) for e in h.out] == [
+            ("/in/found.csv", 30, "stable")
+        ]
+        # A close seen as it happened needs no wait.
+        h.files.write("/in/live.csv", 5)
+        await h.send(K.CLOSED_WRITE, "/in/live.csv")
+        assert h.out[-1].path == "/in/live.csv"
+
+    play("auto", scenario)
