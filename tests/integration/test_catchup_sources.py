@@ -9,14 +9,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import structlog
 from structlog.testing import capture_logs
 
-from pipeline import ComponentContext, Event
+from pipeline import Event
 from pipeline.errors import SourceError
 from pipeline.sources.inotify import InotifySource
 from pipeline.sources.poll import PollSource
-from tests.conftest import Running
+from tests.conftest import Running, make_component
 
 pytestmark = pytest.mark.integration
 
@@ -28,17 +27,7 @@ SOURCES = {
 
 def with_state(kind: str, tmp_path: Path, state: Path | None, **options: Any) -> Any:
     cls, defaults = SOURCES[kind]
-    validated = cls.Options.model_validate(
-        {**defaults, **options}, context={"config_dir": tmp_path}
-    )
-    context = ComponentContext(
-        pipeline="t",
-        label="t.sources[0]",
-        config_dir=tmp_path,
-        state_dir=state,
-        log=structlog.get_logger("test"),
-    )
-    return cls(validated, context)
+    return make_component(cls, tmp_path, state_dir=state, **{**defaults, **options})
 
 
 def summary(events: list[Event], root: Path) -> list[tuple[str, str, str | None]]:

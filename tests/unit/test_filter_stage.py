@@ -24,18 +24,8 @@ META = MappingProxyType({"root": ROOT})
 
 
 def passes(tmp_path: Path, events: list[Event], **options: Any) -> list[str]:
-    stage = make_component(FilterStage, tmp_path, **options)
-    out: list[Event] = []
-
-    async def emit(event: Event) -> None:
-        out.append(event)
-
-    async def feed() -> None:
-        for event in events:
-            await stage.process(event, emit)
-
-    asyncio.run(feed())
-    return [e.path.removeprefix(ROOT + "/") for e in out]
+    passed = run_through(make_component(FilterStage, tmp_path, **options), events)
+    return [path.removeprefix(ROOT + "/") for path in passed]
 
 
 def ev(rel: str, kind: EventKind = EventKind.CLOSED_WRITE, *, is_dir: bool = False) -> Event:
