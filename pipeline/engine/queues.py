@@ -176,6 +176,7 @@ class SpoolQueue:
         self._last_seq = [0] * shards
         self._taken: dict[int, Event] = {}
         self._wait = _Waiters(shards)
+        self._in_transaction = False
         if self._count:
             log.info("delivering events spooled by an earlier run", sink=sink, count=self._count)
 
@@ -199,6 +200,21 @@ class SpoolQueue:
             self._db.execute("DELETE FROM spool WHERE seq = ?", (seq,))
             return None
 
+    def _write(self, sql: str, params: tuple[object, ...]) -> None:
+        """Run a write in the transaction of this loop turn, committed at its end: one
+        commit for a burst instead of one per event. Until then the event counts as not
+        yet accepted (a crash then loses it as it would just before `put`)."""
+        if not self._in_transaction:
+            self._db.execute("BEGIN")
+            self._in_transaction = True
+            asyncio.get_running_loop().call_soon(self._commit)
+        self._db.execute(sql, params)
+
+    def _commit(self) -> None:
+        if self._in_transaction:
+            self._in_transaction = False
+            self._db.execute("COMMIT")
+
     def pending(self) -> int:
         return self._count
 
@@ -207,7 +223,7 @@ class SpoolQueue:
             self._wait.room.clear()
             await self._wait.room.wait()
         shard = shard_of(event, self.shards)
-        self._db.execute(
+        self._write(
             "INSERT INTO spool (sink, shard, event) VALUES (?, ?, ?)",
             (self.sink, shard, to_json(event)),
         )
@@ -253,7 +269,7 @@ class SpoolQueue:
     def ack(self, token: int) -> None:
         if self._taken.pop(token, None) is None:
             return
-        self._db.execute("DELETE FROM spool WHERE seq = ?", (token,))
+        self._write("DELETE FROM spool WHERE seq = ?", (token,))
         self._settle()
 
     def _settle(self) -> None:
@@ -271,4 +287,5 @@ class SpoolQueue:
         return []  # they stay on disk and are delivered after the next start
 
     def close(self) -> None:
+        self._commit()
         self._db.close()
