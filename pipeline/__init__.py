@@ -17,9 +17,10 @@ from pipeline.components import (
 from pipeline.errors import ConfigError, PipelineError, PluginError, SourceError
 from pipeline.event import Event, EventKind
 from pipeline.hookspecs import hookimpl, hookspec
-from pipeline.options import ComponentOptions, ConfigPath, Duration
+from pipeline.options import ByteSize, ComponentOptions, ConfigPath, Duration
 
 __all__ = [
+    "ByteSize",
     "Clock",
     "Component",
     "ComponentContext",

@@ -11,7 +11,20 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, ValidationInfo, Wit
 from pydantic.functional_validators import AfterValidator
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*(ms|s|m|h|d)?\s*$")
-_UNIT_SECONDS = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+DURATION_UNITS: dict[str, float] = {"ms": 0.001, "s": 1.0, "m": 60.0, "h": 3600.0, "d": 86400.0}
+"""Duration suffixes, in seconds."""
+SIZE_UNITS: dict[str, int] = {
+    "b": 1,
+    "kb": 1000,
+    "mb": 1000**2,
+    "gb": 1000**3,
+    "tb": 1000**4,
+    "kib": 1024,
+    "mib": 1024**2,
+    "gib": 1024**3,
+    "tib": 1024**4,
+}
+"""Byte-size suffixes, case-insensitive: KB/MB/GB/TB are powers of 1000, KiB/MiB/... of 1024."""
 
 
 class ComponentOptions(BaseModel):
@@ -27,7 +40,7 @@ def parse_duration(value: Any) -> float:
     if isinstance(value, int | float):
         seconds = float(value)
     elif isinstance(value, str) and (match := _DURATION.match(value)):
-        seconds = float(match.group(1)) * _UNIT_SECONDS[match.group(2) or "s"]
+        seconds = float(match.group(1)) * DURATION_UNITS[match.group(2) or "s"]
     else:
         raise ValueError(f"{value!r} is not a duration; write it like 250ms, 2s, 1m or 1h")
     if seconds < 0:
@@ -53,3 +66,39 @@ def _resolve_against_config(path: Path, info: ValidationInfo) -> Path:
 
 ConfigPath = Annotated[Path, AfterValidator(_resolve_against_config)]
 """A path option: `~` expanded, relative paths taken from the config file's folder."""
+
+
+_SIZE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([A-Za-z]*)\s*$")
+
+
+def parse_size(value: Any) -> int:
+    """`10MB`, `1.5GiB`, `512` (bytes) or an integer, as a number of bytes."""
+    if isinstance(value, bool):
+        raise ValueError("a size is a number of bytes or a string like 10MB or 2GiB")
+    if isinstance(value, int):
+        size = value
+    elif isinstance(value, float) and value.is_integer():
+        size = int(value)
+    elif isinstance(value, str) and (match := _SIZE.match(value)):
+        factor = SIZE_UNITS.get((match.group(2) or "b").lower())
+        if factor is None:
+            raise ValueError(
+                f"{value!r}: unknown size unit {match.group(2)!r}; use B, KB, MB, GB, TB "
+                "(powers of 1000) or KiB, MiB, GiB, TiB (powers of 1024)"
+            )
+        size = round(float(match.group(1)) * factor)
+    else:
+        raise ValueError(f"{value!r} is not a size; write it like 512, 10KB, 5MB or 2GiB")
+    if size < 0:
+        raise ValueError("a size cannot be negative")
+    return size
+
+
+ByteSize = Annotated[
+    int,
+    BeforeValidator(parse_size),
+    WithJsonSchema(
+        {"anyOf": [{"type": "integer", "minimum": 0}, {"type": "string"}], "examples": ["10MB"]}
+    ),
+]
+"""A size option, written `512`, `10KB`, `5MB` or `2GiB`, held as an int number of bytes."""

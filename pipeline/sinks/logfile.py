@@ -15,9 +15,8 @@ from pipeline.cloudevents import to_json
 from pipeline.components import ComponentContext, Sink
 from pipeline.display import printable
 from pipeline.event import Event
-from pipeline.expr.units import ByteSize
 from pipeline.hookspecs import hookimpl
-from pipeline.options import ComponentOptions, ConfigPath, Duration
+from pipeline.options import ByteSize, ComponentOptions, ConfigPath, Duration
 from pipeline.sinks.rotation import Period, Rotator
 from pipeline.templates import TemplateText, compile_template
 

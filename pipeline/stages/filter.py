@@ -16,9 +16,8 @@ from pipeline.components import ComponentContext, Emit, Stage
 from pipeline.event import Event, EventKind
 from pipeline.expr import ExpressionText, compile_expression
 from pipeline.expr.functions import MAX_PATTERN
-from pipeline.expr.units import ByteSize
 from pipeline.hookspecs import hookimpl
-from pipeline.options import ComponentOptions, Duration
+from pipeline.options import ByteSize, ComponentOptions, Duration
 from pipeline.stages.fileinfo import Offload, StatFn, meta_number, try_stat
 from pipeline.stages.ignorefiles import IgnoreTree
 
