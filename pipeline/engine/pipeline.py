@@ -88,7 +88,6 @@ class PipelineRuntime:
         self._stage_tasks: list[asyncio.Task[None]] = []
         self._worker_tasks: list[asyncio.Task[None]] = []
         self._emits = self._chain()
-        self.received = 0
 
     # -- the chain ---------------------------------------------------------------
 
@@ -120,7 +119,7 @@ class PipelineRuntime:
         for worker in self.workers:
             when = worker.when
             if when is None:
-                await worker.put(event)
+                await worker.queue.put(event)
                 continue
             try:
                 wanted = when.matches(event)
@@ -128,12 +127,7 @@ class PipelineRuntime:
                 await self.dead_letters.put(event, worker.label, f"when: {_reason(exc)}")
                 continue
             if wanted:
-                await worker.put(event)
-
-    async def emit(self, event: Event) -> None:
-        """The entry point sources emit into."""
-        self.received += 1
-        await self._emits[0](event)
+                await worker.queue.put(event)
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -175,7 +169,7 @@ class PipelineRuntime:
         delay = SOURCE_RESTART_MIN
         while True:
             try:
-                await source.run(self.emit)
+                await source.run(self._emits[0])  # sources emit into the first stage
                 return
             except asyncio.CancelledError:
                 raise

@@ -29,7 +29,6 @@ class Runner:
         self.pipelines = [PipelineRuntime(p, plan, self.hooks, self.clock) for p in plan.pipelines]
         self.stopping = asyncio.Event()
         self.hurry = asyncio.Event()
-        self.ready = asyncio.Event()
 
     def request_stop(self) -> None:
         """First call: drain and stop. Second call: stop without waiting for the drain."""
@@ -50,7 +49,6 @@ class Runner:
             runtime.start()
             log.info("pipeline ready", pipeline=runtime.name)
         self.hooks.pipeline_startup(pipelines=names, config=self.plan.data)
-        self.ready.set()
         log.info("running; press Ctrl-C to stop", pipelines=names)
         await self.stopping.wait()
         clean = await self._shutdown(self.plan.shutdown_timeout)

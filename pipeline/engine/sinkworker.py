@@ -53,9 +53,6 @@ class SinkWorker:
         self.failed = 0
         self.retries = 0
 
-    async def put(self, event: Event) -> None:
-        await self.queue.put(event)
-
     def lanes(self) -> range:
         return range(self.sink.concurrent_sends() or self.policy.concurrency)
 
