@@ -8,6 +8,8 @@ from typing import Literal
 
 import structlog
 
+from pipeline.redact import redact_value
+
 LogFormat = Literal["auto", "console", "json"]
 LEVELS = ("debug", "info", "warning", "error")
 
@@ -23,6 +25,7 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", *, debug: bo
     ]
     if not debug:
         processors.append(_drop_tracebacks)
+    processors.append(_redact_secrets)
     if use_json:
         processors += [structlog.processors.dict_tracebacks, structlog.processors.JSONRenderer()]
     else:
@@ -44,3 +47,10 @@ def _drop_tracebacks(
         if exc is not None and "error" not in event:
             event["error"] = f"{type(exc).__name__}: {exc}"
     return event
+
+
+def _redact_secrets(
+    logger: object, name: str, event: structlog.typing.EventDict
+) -> structlog.typing.EventDict:
+    """No log line shows a password, whichever component put a URL into it."""
+    return {key: redact_value(value) for key, value in event.items()}

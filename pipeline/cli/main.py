@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from pipeline.cli import check, plugins, run, watch
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.logsetup import LEVELS, configure_logging
+from pipeline.redact import redact
 
 EXIT_OK, EXIT_FAILURE, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(problem + "\n")
         return EXIT_USAGE
     except PipelineError as exc:
-        sys.stderr.write(f"pipeline: error: {exc}\n")
+        sys.stderr.write(f"pipeline: error: {redact(str(exc))}\n")
         if debug:
             traceback.print_exc()
         return exc.exit_code
@@ -103,7 +104,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if debug:
             traceback.print_exc()
         sys.stderr.write(
-            f"pipeline: internal error: {type(exc).__name__}: {exc}\n"
+            f"pipeline: internal error: {redact(f'{type(exc).__name__}: {exc}')}\n"
             "Run again with --debug for the traceback, and please report it.\n"
         )
         return EXIT_FAILURE
