@@ -80,15 +80,40 @@ class Component(abc.ABC, Generic[OptionsT]):
     async def close(self) -> None:
         """Release resources; called once, also after a failed `open`."""
 
+    async def probe(self) -> None:
+        """Check that what this component talks to is reachable and usable; do not keep it.
+
+        `pipeline check --connect` calls it on a component that was built but not opened,
+        under a timeout. Raise with a message that says what is wrong and what to do (wrong
+        credentials, unreachable host, a missing queue). The default checks nothing.
+        """
+
 
 class Source(Component[OptionsT]):
     """Watches something and emits events until cancelled."""
 
     kind: ClassVar[ComponentKind] = ComponentKind.SOURCE
 
+    tracks_delivery: ClassVar[bool] = False
+    """True for a source that must learn when each of its events is settled (a broker
+    consumer acknowledging upstream only after the pipeline delivered): the engine then
+    calls `settled` once per emitted event."""
+
     @abc.abstractmethod
     async def run(self, emit: Emit) -> None:
         """Emit events until the task is cancelled. `open` has already returned."""
+
+    def settled(self, event: Event, delivered: bool) -> None:
+        """With `tracks_delivery`: `event`, emitted by this source, is settled.
+
+        Called once per emitted event, on the event loop, so it must not block (hand the
+        acknowledgement to a task). `delivered` is True once every sink that took the
+        event delivered it (also when no sink wanted it, a stage dropped it, or a stage
+        that holds events, such as debounce, took it), and False when a stage failed on it
+        or a sink gave up and dead-lettered it. A sink with `spool: true` counts as soon as
+        its spool has the event on disk; events still in a memory queue when the process
+        stops are never settled (the broker redelivers them).
+        """
 
 
 class Stage(Component[OptionsT]):

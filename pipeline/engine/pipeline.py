@@ -11,6 +11,7 @@ import structlog
 from pipeline.components import Component, ComponentContext, Emit, Sink, Source, Stage
 from pipeline.engine.deadletter import DeadLetters
 from pipeline.engine.queues import DeliveryQueue, MemoryQueue, SpoolQueue
+from pipeline.engine.receipts import CURRENT, Receipt, current_share, fail_current
 from pipeline.engine.sinkworker import SinkWorker
 from pipeline.engine.sinkworker import reason_of as _reason
 from pipeline.errors import PipelineError
@@ -29,7 +30,8 @@ SOURCE_RESTART_MIN = 1.0
 SOURCE_RESTART_MAX = 30.0
 
 
-def _build(plan: ComponentPlan, pipeline: str, root: Plan, clock: Clock) -> Component[Any]:
+def build_component(plan: ComponentPlan, pipeline: str, root: Plan, clock: Clock) -> Component[Any]:
+    """One component of a plan, with its context, not yet opened."""
     context = ComponentContext(
         pipeline=pipeline,
         label=plan.label,
@@ -59,17 +61,21 @@ class PipelineRuntime:
         self.name = plan.name
         self.clock = clock
         self.log = structlog.get_logger("pipeline").bind(pipeline=plan.name)
-        self.sources: list[Source[Any]] = [_build(p, plan.name, root, clock) for p in plan.sources]  # type: ignore[misc]
-        self.stages: list[Stage[Any]] = [_build(p, plan.name, root, clock) for p in plan.stages]  # type: ignore[misc]
+
+        def build(part: ComponentPlan) -> Component[Any]:
+            return build_component(part, plan.name, root, clock)
+
+        self.sources: list[Source[Any]] = [build(p) for p in plan.sources]  # type: ignore[misc]
+        self.stages: list[Stage[Any]] = [build(p) for p in plan.stages]  # type: ignore[misc]
         self._stage_conditions = [p.when for p in plan.stages]
         self.dead_letter_sink: Sink[Any] | None = (
-            _build(plan.dead_letter, plan.name, root, clock) if plan.dead_letter else None  # type: ignore[assignment]
+            build_component(plan.dead_letter, plan.name, root, clock) if plan.dead_letter else None  # type: ignore[assignment]
         )
         self.dead_letters = DeadLetters(root.state_dir, hooks, self.dead_letter_sink)
         self.workers: list[SinkWorker] = []
         for sink_plan in plan.sinks:
             assert sink_plan.delivery is not None
-            sink: Sink[Any] = _build(sink_plan, plan.name, root, clock)  # type: ignore[assignment]
+            sink: Sink[Any] = build_component(sink_plan, plan.name, root, clock)  # type: ignore[assignment]
             # A sink that takes overlapping sends gets one arrival-order lane, read by many.
             shards = 1 if sink.concurrent_sends() else sink_plan.delivery.concurrency
             self.workers.append(
@@ -111,6 +117,7 @@ class PipelineRuntime:
                 raise
             except Exception as exc:
                 stage.log.error("stage failed on an event", path=event.path, exc_info=True)
+                fail_current()
                 await self.dead_letters.put(event, stage.context.label, _reason(exc))
 
         return enter
@@ -118,16 +125,16 @@ class PipelineRuntime:
     async def _fan_out(self, event: Event) -> None:
         for worker in self.workers:
             when = worker.when
-            if when is None:
-                await worker.queue.put(event)
-                continue
-            try:
-                wanted = when.matches(event)
-            except Exception as exc:
-                await self.dead_letters.put(event, worker.label, f"when: {_reason(exc)}")
-                continue
-            if wanted:
-                await worker.queue.put(event)
+            if when is not None:
+                try:
+                    wanted = when.matches(event)
+                except Exception as exc:
+                    fail_current()
+                    await self.dead_letters.put(event, worker.label, f"when: {_reason(exc)}")
+                    continue
+                if not wanted:
+                    continue
+            await worker.queue.put(event, current_share())
 
     # -- lifecycle ---------------------------------------------------------------
 
@@ -164,12 +171,30 @@ class PipelineRuntime:
             task = asyncio.create_task(self._supervise(source), name=source.context.label)
             self._source_tasks.append(task)
 
+    def _source_emit(self, source: Source[Any]) -> Emit:
+        """What a source emits into: the first stage, with a receipt if the source tracks."""
+        first = self._emits[0]
+        if not source.tracks_delivery:
+            return first
+
+        async def emit_tracked(event: Event) -> None:
+            receipt = Receipt(source, event)
+            token = CURRENT.set(receipt)
+            try:
+                await first(event)
+            finally:
+                CURRENT.reset(token)
+                receipt.release()  # the chain call is done; the sink queues hold the rest
+
+        return emit_tracked
+
     async def _supervise(self, source: Source[Any]) -> None:
         """Run a source; if it crashes, log it and restart it with a growing pause."""
         delay = SOURCE_RESTART_MIN
+        emit = self._source_emit(source)
         while True:
             try:
-                await source.run(self._emits[0])  # sources emit into the first stage
+                await source.run(emit)
                 return
             except asyncio.CancelledError:
                 raise

@@ -3,6 +3,8 @@
 Both kinds keep events in `shards` independent FIFO lanes; an event's lane is chosen by
 its path, so events about one path stay in order even with several delivery tasks.
 Every event taken with `get` must be settled with `ack` (delivered or dead-lettered).
+An event may come with the receipt of the tracked source event it stems from: a memory
+queue closes its share at `ack`, a spool as soon as the event is committed to disk.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from typing import Protocol
 import structlog
 
 from pipeline.cloudevents import EventDecodeError, from_json, to_json
+from pipeline.engine.receipts import Receipt
 from pipeline.event import Event
 
 PREFETCH = 256
@@ -39,7 +42,7 @@ class DeliveryQueue(Protocol):
         """Events accepted and not yet acknowledged."""
         ...
 
-    async def put(self, event: Event) -> None:
+    async def put(self, event: Event, receipt: Receipt | None = None) -> None:
         """Accept an event; waits while the queue is full."""
         ...
 
@@ -51,8 +54,8 @@ class DeliveryQueue(Protocol):
         """The next event of a lane if one is ready, else None."""
         ...
 
-    def ack(self, token: int) -> None:
-        """The event is settled (delivered or dead-lettered): forget it."""
+    def ack(self, token: int, delivered: bool = True) -> None:
+        """The event is settled (delivered, or dead-lettered if not `delivered`): forget it."""
         ...
 
     async def join(self) -> None:
@@ -84,6 +87,7 @@ class MemoryQueue:
         self.shards = shards
         self._lanes: list[deque[tuple[int, Event]]] = [deque() for _ in range(shards)]
         self._taken: dict[int, Event] = {}
+        self._receipts: dict[int, Receipt] = {}
         self._next = 0
         self._count = 0
         self._wait = _Waiters(shards)
@@ -91,11 +95,13 @@ class MemoryQueue:
     def pending(self) -> int:
         return self._count
 
-    async def put(self, event: Event) -> None:
+    async def put(self, event: Event, receipt: Receipt | None = None) -> None:
         while self._count >= self.size:
             self._wait.room.clear()
             await self._wait.room.wait()
         self._next += 1
+        if receipt is not None:
+            self._receipts[self._next] = receipt
         shard = shard_of(event, self.shards)
         self._lanes[shard].append((self._next, event))
         self._count += 1
@@ -118,9 +124,13 @@ class MemoryQueue:
         self._taken[token] = event
         return token, event
 
-    def ack(self, token: int) -> None:
+    def ack(self, token: int, delivered: bool = True) -> None:
         if self._taken.pop(token, None) is None:
             return
+        if self._receipts:
+            receipt = self._receipts.pop(token, None)
+            if receipt is not None:
+                receipt.release(delivered)
         self._count -= 1
         self._wait.room.set()
         if self._count == 0:
@@ -137,6 +147,7 @@ class MemoryQueue:
             left.extend(event for _, event in lane)
             lane.clear()
         self._taken.clear()
+        self._receipts.clear()  # never settled: the upstream broker redelivers them
         self._count = 0
         return left
 
@@ -177,6 +188,7 @@ class SpoolQueue:
         self._taken: dict[int, Event] = {}
         self._wait = _Waiters(shards)
         self._in_transaction = False
+        self._committing: list[Receipt] = []
         if self._count:
             log.info("delivering events spooled by an earlier run", sink=sink, count=self._count)
 
@@ -214,11 +226,14 @@ class SpoolQueue:
         if self._in_transaction:
             self._in_transaction = False
             self._db.execute("COMMIT")
+        receipts, self._committing = self._committing, []
+        for receipt in receipts:
+            receipt.release()  # on disk now: as safe as delivered
 
     def pending(self) -> int:
         return self._count
 
-    async def put(self, event: Event) -> None:
+    async def put(self, event: Event, receipt: Receipt | None = None) -> None:
         while self._count >= self.max_items:
             self._wait.room.clear()
             await self._wait.room.wait()
@@ -227,6 +242,8 @@ class SpoolQueue:
             "INSERT INTO spool (sink, shard, event) VALUES (?, ?, ?)",
             (self.sink, shard, to_json(event)),
         )
+        if receipt is not None:
+            self._committing.append(receipt)
         self._count += 1
         self._wait.lanes[shard].set()
 
@@ -266,7 +283,7 @@ class SpoolQueue:
         self._taken[seq] = event
         return seq, event
 
-    def ack(self, token: int) -> None:
+    def ack(self, token: int, delivered: bool = True) -> None:
         if self._taken.pop(token, None) is None:
             return
         self._write("DELETE FROM spool WHERE seq = ?", (token,))

@@ -94,7 +94,7 @@ class SinkWorker:
                         await self.dead_letters.put(
                             event, self.label, f"{reason} (after {attempts} attempts)"
                         )
-                        self.queue.ack(token)
+                        self.queue.ack(token, delivered=False)
                     return
                 self.retries += 1
                 delay = self._backoff(attempt)

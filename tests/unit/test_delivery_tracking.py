@@ -1,0 +1,136 @@
+"""A delivery-tracking source learns when each of its events is settled, and how."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import ComponentOptions, Emit, Event, EventKind, Source, hookimpl
+from pipeline.engine import Runner
+from pipeline.registry import Registry, build_registry
+from tests.unit.test_engine import ExplodeStage, RecordSink, plan_for, run_until
+
+
+class AckingOptions(ComponentOptions):
+    count: int = 5
+
+
+class AckingSource(Source[AckingOptions]):
+    """Emits `count` events and records every settlement, like a broker consumer would."""
+
+    type_name = "acking"
+    Options = AckingOptions
+    tracks_delivery = True
+    settlements: list[tuple[str, bool]] = []  # noqa: RUF012 - shared with the test on purpose
+
+    async def run(self, emit: Emit) -> None:
+        for i in range(self.options.count):
+            await emit(Event(EventKind.CREATED, f"/in/f{i}", "t/acking"))
+        await asyncio.Event().wait()
+
+    def settled(self, event: Event, delivered: bool) -> None:
+        AckingSource.settlements.append((event.path, delivered))
+
+
+class AckingPlugin:
+    @hookimpl
+    def pipeline_components(self) -> list[type[Any]]:
+        return [AckingSource, RecordSink, ExplodeStage]
+
+
+@pytest.fixture
+def registry() -> Registry:
+    AckingSource.settlements = []
+    RecordSink.received = {}
+    RecordSink.attempts = {}
+    return build_registry(extra_plugins=[("test", AckingPlugin())], autoload=False)
+
+
+def settled_by_path() -> dict[str, bool]:
+    result = dict(AckingSource.settlements)
+    assert len(result) == len(AckingSource.settlements), "an event was settled twice"
+    return result
+
+
+def test_an_event_settles_only_after_every_sink_delivered_it(
+    registry: Registry, tmp_path: Path
+) -> None:
+    plan = plan_for(
+        registry,
+        {
+            "sources": [{"type": "acking", "count": 3}],
+            "sinks": [{"type": "record"}, {"type": "record", "delay": 0.2}],
+        },
+        tmp_path,
+    )
+    seen_early: list[int] = []
+
+    async def scenario() -> bool:
+        task = asyncio.create_task(
+            run_until(Runner(plan, registry), lambda: len(settled_by_path()) == 3)
+        )
+        await asyncio.sleep(0.1)  # the fast sink has them all, the slow one none yet
+        seen_early.append(len(AckingSource.settlements))
+        return await task
+
+    assert asyncio.run(scenario())
+    assert seen_early == [0]
+    assert settled_by_path() == {"/in/f0": True, "/in/f1": True, "/in/f2": True}
+
+
+def test_a_dead_lettered_or_failed_event_settles_as_not_delivered(
+    registry: Registry, tmp_path: Path
+) -> None:
+    plan = plan_for(
+        registry,
+        {
+            "sources": [{"type": "acking", "count": 4}],
+            "stages": [{"type": "explode", "path": "/in/f1"}],
+            "sinks": [
+                {
+                    "type": "record",
+                    "fail_paths": ["/in/f2"],
+                    "max_attempts": 2,
+                    "retry_backoff": "1ms",
+                }
+            ],
+        },
+        tmp_path,
+    )
+    asyncio.run(run_until(Runner(plan, registry), lambda: len(settled_by_path()) == 4))
+    assert settled_by_path() == {
+        "/in/f0": True,
+        "/in/f1": False,  # the stage raised on it
+        "/in/f2": False,  # the sink gave up on it
+        "/in/f3": True,
+    }
+
+
+def test_filtered_events_settle_at_once_and_a_spool_settles_on_disk(
+    registry: Registry, tmp_path: Path
+) -> None:
+    plan = plan_for(
+        registry,
+        {
+            "sources": [{"type": "acking", "count": 4}],
+            "stages": [{"type": "filter", "include": ["/in/f[01]"]}],
+            "sinks": [
+                {
+                    "type": "record",
+                    "spool": True,
+                    "fail_paths": ["/in/f0", "/in/f1"],
+                    "max_attempts": 1000,
+                    "retry_backoff": "50ms",
+                }
+            ],
+        },
+        tmp_path,
+        shutdown_timeout="100ms",
+    )
+    asyncio.run(run_until(Runner(plan, registry), lambda: len(settled_by_path()) == 4))
+    # The sink never delivered, but its spool holds both events durably.
+    assert settled_by_path() == {p: True for p in ("/in/f0", "/in/f1", "/in/f2", "/in/f3")}
+    assert RecordSink.received == {}
