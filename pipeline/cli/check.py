@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
@@ -22,6 +23,19 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         "as FILE:LINE:COL: dotted.path: message and exits 2, or prints a summary and exits 0.",
     )
     parser.add_argument("config", type=Path, help="YAML config file")
+    parser.add_argument(
+        "--connect",
+        action="store_true",
+        help="also probe what each component talks to (brokers, endpoints): reachable, "
+        "credentials accepted, queues and streams present; exit 1 if one is not",
+    )
+    parser.add_argument(
+        "--timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="how long each --connect probe may take (default: 10)",
+    )
     parser.set_defaults(handler=handle)
 
 
@@ -43,5 +57,17 @@ def handle(args: argparse.Namespace) -> int:
         ]
         chain = " -> ".join(steps)
         sys.stdout.write(f"{args.config}: pipeline {pipeline.name}: {chain}\n")
+    if args.connect:
+        from pipeline.cli.probe import probe_all
+
+        failures = asyncio.run(probe_all(plan, args.timeout))
+        for line in failures:
+            sys.stdout.write(f"{args.config}: {line}\n")
+        if failures:
+            count = len(failures)
+            sys.stderr.write(
+                f"{args.config}: {count} component{'s' if count != 1 else ''} cannot connect\n"
+            )
+            return 1
     sys.stdout.write(f"{args.config}: ok\n")
     return 0
