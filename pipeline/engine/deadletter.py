@@ -76,7 +76,9 @@ class DeadLetters:
     def _to_file(self, event: Event, component: str, reason: str) -> None:
         envelope = to_cloudevent(event)
         if self.path is None:
-            log.error("event dead-lettered", component=component, reason=reason, event=envelope)
+            log.error(
+                "event dead-lettered", component=component, reason=reason, cloudevent=envelope
+            )
             return
         record = {
             "time": format_time(datetime.now(UTC)),
@@ -99,7 +101,7 @@ class DeadLetters:
                 reason=reason,
                 file=str(self.path),
                 error=str(exc),
-                event=envelope,
+                cloudevent=envelope,
             )
             return
         log.error(
