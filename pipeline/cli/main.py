@@ -7,7 +7,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from pipeline.cli import check, plugins, run, watch
+from pipeline.cli import check, docs, newplugin, plugins, run, watch
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.logsetup import LEVELS, configure_logging
 from pipeline.redact import redact
@@ -31,6 +31,9 @@ quick tour:
   pipeline run                           run ./config.yaml until Ctrl-C
   pipeline plugins                       list sources, stages and sinks
   pipeline plugins debounce              options of one component
+  pipeline check --connect config.yaml   also probe brokers and endpoints
+  pipeline new-plugin my_sink            scaffold a plugin distribution with tests
+  pipeline docs                          write the component reference (docs/reference)
 
 exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.
 environment: FSPIPELINE_DISABLE_PLUGIN_AUTOLOAD=1 skips installed plugins;
@@ -66,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (run, check, plugins, watch):
+    for module in (run, check, plugins, watch, docs, newplugin):
         module.add_parser(commands, common)
     return parser
 
