@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import structlog
@@ -14,6 +15,7 @@ from pipeline.engine.queues import DeliveryQueue, MemoryQueue, SpoolQueue
 from pipeline.engine.receipts import CURRENT, Receipt, current_share, fail_current
 from pipeline.engine.sinkworker import SinkWorker
 from pipeline.engine.sinkworker import reason_of as _reason
+from pipeline.engine.stats import ComponentStats
 from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
@@ -89,6 +91,10 @@ class PipelineRuntime:
                     when=sink_plan.when,
                 )
             )
+        self.source_stats = [_stats_of(s) for s in self.sources]
+        self.stage_stats = [_stats_of(s) for s in self.stages]
+        self.taps: list[Callable[[Event], None]] = []
+        """Called with every event that leaves the stages (the dashboard's live tail)."""
         self._opened: list[Component[Any]] = []
         self._source_tasks: list[asyncio.Task[None]] = []
         self._stage_tasks: list[asyncio.Task[None]] = []
@@ -97,32 +103,49 @@ class PipelineRuntime:
 
     # -- the chain ---------------------------------------------------------------
 
+    def stats(self) -> list[ComponentStats]:
+        """Every component's counters: sources, stages, then sinks, in config order."""
+        return [*self.source_stats, *self.stage_stats, *(w.stats for w in self.workers)]
+
     def _chain(self) -> list[Emit]:
         """emits[i] hands an event to stage i (emits[len(stages)] fans out to the sinks)."""
         emits: list[Emit] = [self._fan_out]
-        for stage, when in zip(
-            reversed(self.stages), reversed(self._stage_conditions), strict=True
+        for stage, when, stats in zip(
+            reversed(self.stages),
+            reversed(self._stage_conditions),
+            reversed(self.stage_stats),
+            strict=True,
         ):
-            emits.insert(0, self._stage_entry(stage, emits[0], when))
+            emits.insert(0, self._stage_entry(stage, emits[0], when, stats))
         return emits
 
-    def _stage_entry(self, stage: Stage[Any], downstream: Emit, when: Expression | None) -> Emit:
+    def _stage_entry(
+        self, stage: Stage[Any], after: Emit, when: Expression | None, stats: ComponentStats
+    ) -> Emit:
+        async def downstream(event: Event) -> None:
+            stats.events_out += 1
+            await after(event)
+
         async def enter(event: Event) -> None:
+            stats.events_in += 1
             try:
                 if when is not None and not when.matches(event):
-                    await downstream(event)  # not for this stage: it passes by unchanged
+                    await after(event)  # not for this stage: it passes by unchanged
                     return
                 await stage.process(event, downstream)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 stage.log.error("stage failed on an event", path=event.path, exc_info=True)
+                stats.error(_reason(exc))
                 fail_current()
                 await self.dead_letters.put(event, stage.context.label, _reason(exc))
 
         return enter
 
     async def _fan_out(self, event: Event) -> None:
+        for tap in self.taps:
+            tap(event)
         for worker in self.workers:
             when = worker.when
             if when is not None:
@@ -134,6 +157,7 @@ class PipelineRuntime:
                     continue
                 if not wanted:
                     continue
+            worker.stats.events_in += 1
             await worker.queue.put(event, current_share())
 
     # -- lifecycle ---------------------------------------------------------------
@@ -167,17 +191,23 @@ class PipelineRuntime:
         for index, stage in enumerate(self.stages):
             task = asyncio.create_task(stage.run(self._emits[index + 1]), name=stage.context.label)
             self._stage_tasks.append(task)
-        for source in self.sources:
-            task = asyncio.create_task(self._supervise(source), name=source.context.label)
+        for source, stats in zip(self.sources, self.source_stats, strict=True):
+            task = asyncio.create_task(self._supervise(source, stats), name=source.context.label)
             self._source_tasks.append(task)
 
-    def _source_emit(self, source: Source[Any]) -> Emit:
+    def _source_emit(self, source: Source[Any], stats: ComponentStats) -> Emit:
         """What a source emits into: the first stage, with a receipt if the source tracks."""
         first = self._emits[0]
         if not source.tracks_delivery:
-            return first
+
+            async def emit(event: Event) -> None:
+                stats.events_out += 1
+                await first(event)
+
+            return emit
 
         async def emit_tracked(event: Event) -> None:
+            stats.events_out += 1
             receipt = Receipt(source, event)
             token = CURRENT.set(receipt)
             try:
@@ -188,10 +218,10 @@ class PipelineRuntime:
 
         return emit_tracked
 
-    async def _supervise(self, source: Source[Any]) -> None:
+    async def _supervise(self, source: Source[Any], stats: ComponentStats) -> None:
         """Run a source; if it crashes, log it and restart it with a growing pause."""
         delay = SOURCE_RESTART_MIN
-        emit = self._source_emit(source)
+        emit = self._source_emit(source, stats)
         while True:
             try:
                 await source.run(emit)
@@ -199,6 +229,9 @@ class PipelineRuntime:
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
+                stats.error(_reason(exc))
+                stats.failing = True
+                stats.restarts += 1
                 source.log.error(
                     "source failed; restarting it",
                     retry_in=delay,
@@ -211,7 +244,9 @@ class PipelineRuntime:
                 await source.close()
             try:
                 await source.open()
+                stats.failing = False
             except Exception as exc:
+                stats.error(_reason(exc))
                 source.log.error("source could not reopen", error=_reason(exc))
 
     async def stop_sources(self) -> None:
@@ -257,6 +292,13 @@ class PipelineRuntime:
             await component.close()
         except Exception:
             component.log.error("failed to close", exc_info=True)
+
+
+def _stats_of(component: Component[Any]) -> ComponentStats:
+    context = component.context
+    return ComponentStats(
+        context.pipeline, context.label, component.kind.value, component.type_name
+    )
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

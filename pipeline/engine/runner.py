@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import signal
+from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
 import structlog
@@ -14,6 +16,8 @@ from pipeline.engine.pipeline import PipelineRuntime
 
 if TYPE_CHECKING:
     from pipeline.config.plan import Plan
+    from pipeline.engine.stats import ComponentStats
+    from pipeline.event import Event
     from pipeline.registry import Registry
 
 log = structlog.get_logger("pipeline.engine")
@@ -29,6 +33,26 @@ class Runner:
         self.pipelines = [PipelineRuntime(p, plan, self.hooks, self.clock) for p in plan.pipelines]
         self.stopping = asyncio.Event()
         self.hurry = asyncio.Event()
+        self.started = asyncio.Event()
+        """Set once every pipeline is open and running."""
+
+    def stats(self) -> list[ComponentStats]:
+        """Every component's counters, pipeline by pipeline."""
+        return [stats for runtime in self.pipelines for stats in runtime.stats()]
+
+    @property
+    def ready(self) -> bool:
+        """Running, with every source watching (none crashed and waiting to restart)."""
+        return (
+            self.started.is_set()
+            and not self.stopping.is_set()
+            and not any(s.failing for r in self.pipelines for s in r.source_stats)
+        )
+
+    def add_tap(self, tap: Callable[[str, Event], None]) -> None:
+        """Call `tap(pipeline, event)` for every event that leaves the stages of a pipeline."""
+        for runtime in self.pipelines:
+            runtime.taps.append(functools.partial(tap, runtime.name))
 
     def request_stop(self) -> None:
         """First call: drain and stop. Second call: stop without waiting for the drain."""
@@ -48,6 +72,7 @@ class Runner:
         for runtime in self.pipelines:
             runtime.start()
             log.info("pipeline ready", pipeline=runtime.name)
+        self.started.set()
         self.hooks.pipeline_startup(pipelines=names, config=self.plan.data)
         log.info("running; press Ctrl-C to stop", pipelines=names)
         await self.stopping.wait()
@@ -86,16 +111,43 @@ class Runner:
         return clean and not left
 
 
-async def run_plan(plan: Plan, registry: Registry, *, handle_signals: bool = True) -> bool:
+Observer = Callable[["Runner"], Awaitable[None]]
+"""Runs beside the pipelines once they started (live status, HTTP endpoint); cancelled at
+the end of the run."""
+
+
+async def run_plan(
+    plan: Plan,
+    registry: Registry,
+    *,
+    handle_signals: bool = True,
+    observers: Sequence[Observer] = (),
+) -> bool:
     """Run `plan` until SIGINT/SIGTERM; return True when every queue drained in time."""
     runner = Runner(plan, registry)
     loop = asyncio.get_running_loop()
     if handle_signals:
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, runner.request_stop)
+    watching = [asyncio.create_task(_observe(runner, observer)) for observer in observers]
     try:
         return await runner.run()
     finally:
+        for task in watching:
+            task.cancel()
+        for task in watching:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
         if handle_signals:
             for signum in (signal.SIGINT, signal.SIGTERM):
                 loop.remove_signal_handler(signum)
+
+
+async def _observe(runner: Runner, observer: Observer) -> None:
+    await runner.started.wait()
+    try:
+        await observer(runner)
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.error("an observer failed; the pipelines go on", exc_info=True)

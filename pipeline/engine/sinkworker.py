@@ -4,7 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
+
+from pipeline.engine.stats import ComponentStats
 
 if TYPE_CHECKING:
     from pipeline.clock import Clock
@@ -49,9 +53,13 @@ class SinkWorker:
         self.dead_letters = dead_letters
         self.clock = clock
         self.when = when
-        self.delivered = 0
-        self.failed = 0
-        self.retries = 0
+        self.stats = ComponentStats(
+            sink.context.pipeline, label, "sink", sink.type_name, queue_depth=queue.pending
+        )
+
+    @property
+    def delivered(self) -> int:
+        return self.stats.delivered
 
     def lanes(self) -> range:
         return range(self.sink.concurrent_sends() or self.policy.concurrency)
@@ -78,7 +86,9 @@ class SinkWorker:
     async def _deliver(self, batch: list[tuple[int, Event]]) -> None:
         events = [event for _, event in batch]
         attempts = self.policy.max_attempts
+        stats = self.stats
         for attempt in range(1, attempts + 1):
+            started = time.monotonic()
             try:
                 if len(events) == 1:
                     await self.sink.send(events[0])
@@ -88,15 +98,17 @@ class SinkWorker:
                 raise
             except Exception as exc:
                 reason = reason_of(exc)
+                stats.error(reason)
+                stats.failing = True
                 if attempt == attempts:
-                    self.failed += len(events)
+                    stats.dead_lettered += len(events)
                     for token, event in batch:
                         await self.dead_letters.put(
                             event, self.label, f"{reason} (after {attempts} attempts)"
                         )
                         self.queue.ack(token, delivered=False)
                     return
-                self.retries += 1
+                stats.retries += 1
                 delay = self._backoff(attempt)
                 self.sink.log.warning(
                     "delivery failed; will retry",
@@ -110,7 +122,13 @@ class SinkWorker:
                 )
                 await self.clock.sleep(delay)
             else:
-                self.delivered += len(events)
+                stats.delivery_seconds.observe(time.monotonic() - started)
+                # One latency sample per call (its oldest event) keeps this off the hot path.
+                stats.latency_seconds.observe(
+                    max(0.0, (datetime.now(UTC) - events[0].time).total_seconds())
+                )
+                stats.delivered += len(events)
+                stats.failing = False
                 for token, _ in batch:
                     self.queue.ack(token)
                 return
