@@ -9,6 +9,8 @@ from typing import Any
 
 from pipeline.config import load_config
 from pipeline.engine import run_plan
+from pipeline.engine.reload import config_watcher
+from pipeline.engine.runner import Observer
 from pipeline.registry import build_registry
 
 DEFAULT_CONFIG = "config.yaml"
@@ -31,11 +33,20 @@ def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
         type=Path,
         help="YAML config (default: ./config.yaml)",
     )
+    parser.add_argument(
+        "--no-reload",
+        action="store_true",
+        help="do not apply config changes while running (by default a changed config file "
+        "or SIGHUP swaps the changed pipelines; an invalid change is logged and ignored)",
+    )
     parser.set_defaults(handler=handle)
 
 
 def handle(args: argparse.Namespace) -> int:
     registry = build_registry()
     plan = load_config(args.config, registry)
-    asyncio.run(run_plan(plan, registry))
+    observers: list[Observer] = []
+    if not args.no_reload:
+        observers.append(config_watcher(args.config, registry))
+    asyncio.run(run_plan(plan, registry, observers=observers))
     return 0

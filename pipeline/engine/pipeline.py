@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
     from pipeline.clock import Clock
     from pipeline.config.plan import ComponentPlan, DeliveryPolicy, PipelinePlan, Plan
+    from pipeline.engine.reload import Reuse
     from pipeline.event import Event
     from pipeline.expr import Expression
 
@@ -58,48 +59,84 @@ class PipelineRuntime:
     """Builds, opens, runs and stops the components of one pipeline."""
 
     def __init__(
-        self, plan: PipelinePlan, root: Plan, hooks: pluggy.HookRelay, clock: Clock
+        self,
+        plan: PipelinePlan,
+        root: Plan,
+        hooks: pluggy.HookRelay,
+        clock: Clock,
+        *,
+        previous: PipelineRuntime | None = None,
+        reuse: Reuse | None = None,
     ) -> None:
+        """Build the components of `plan`; with `previous` (a hot reload), take over the
+        sources and the sink workers that `reuse` names from it instead of building them."""
         self.name = plan.name
+        self.plan = plan
+        self.root = root
         self.clock = clock
         self.log = structlog.get_logger("pipeline").bind(pipeline=plan.name)
-
-        def build(part: ComponentPlan) -> Component[Any]:
-            return build_component(part, plan.name, root, clock)
-
-        self.sources: list[Source[Any]] = [build(p) for p in plan.sources]  # type: ignore[misc]
-        self.stages: list[Stage[Any]] = [build(p) for p in plan.stages]  # type: ignore[misc]
-        self._stage_conditions = [p.when for p in plan.stages]
-        self.dead_letter_sink: Sink[Any] | None = (
-            build_component(plan.dead_letter, plan.name, root, clock) if plan.dead_letter else None  # type: ignore[assignment]
-        )
-        self.dead_letters = DeadLetters(root.state_dir, hooks, self.dead_letter_sink)
-        self.workers: list[SinkWorker] = []
-        for sink_plan in plan.sinks:
-            assert sink_plan.delivery is not None
-            sink: Sink[Any] = build_component(sink_plan, plan.name, root, clock)  # type: ignore[assignment]
-            # A sink that takes overlapping sends gets one arrival-order lane, read by many.
-            shards = 1 if sink.concurrent_sends() else sink_plan.delivery.concurrency
-            self.workers.append(
-                SinkWorker(
-                    sink,
-                    sink_plan.label,
-                    sink_plan.delivery,
-                    queue=_queue(sink_plan.label, sink_plan.delivery, root, shards),
-                    dead_letters=self.dead_letters,
-                    clock=clock,
-                    when=sink_plan.when,
-                )
-            )
-        self.source_stats = [_stats_of(s) for s in self.sources]
-        self.stage_stats = [_stats_of(s) for s in self.stages]
-        self.taps: list[Callable[[Event], None]] = []
-        """Called with every event that leaves the stages (the dashboard's live tail)."""
         self._opened: list[Component[Any]] = []
+        self.sources: list[Source[Any]]
+        self.source_stats: list[ComponentStats]
+        if previous is not None and reuse is not None and reuse.sources:
+            self.sources, self.source_stats = previous.sources, previous.source_stats
+            self._opened += previous.sources
+        else:
+            self.sources = [self._build(p) for p in plan.sources]  # type: ignore[misc]
+            self.source_stats = [_stats_of(s) for s in self.sources]
+        self.stages: list[Stage[Any]] = [self._build(p) for p in plan.stages]  # type: ignore[misc]
+        self._stage_conditions = [p.when for p in plan.stages]
+        self.stage_stats = [_stats_of(s) for s in self.stages]
+        self.dead_letter_sink: Sink[Any] | None
+        self.dead_letters: DeadLetters
+        if previous is not None and reuse is not None and reuse.sinks:
+            self.dead_letter_sink = previous.dead_letter_sink
+            self.dead_letters = previous.dead_letters
+            self._opened += [previous.dead_letter_sink] if previous.dead_letter_sink else []
+        else:
+            self.dead_letter_sink = self._build(plan.dead_letter) if plan.dead_letter else None  # type: ignore[assignment]
+            self.dead_letters = DeadLetters(root.state_dir, hooks, self.dead_letter_sink)
+        self.adopted: set[str] = set()
+        """Labels of the sink workers taken over from the previous runtime."""
+        self.workers = [self._worker(p, previous, reuse) for p in plan.sinks]
+        self.taps: list[Callable[[Event], None]] = list(previous.taps) if previous else []
+        """Called with every event that leaves the stages (the dashboard's live tail)."""
         self._source_tasks: list[asyncio.Task[None]] = []
         self._stage_tasks: list[asyncio.Task[None]] = []
-        self._worker_tasks: list[asyncio.Task[None]] = []
+        self._worker_tasks: dict[str, list[asyncio.Task[None]]] = {}
+        if previous is not None:
+            for label in self.adopted:
+                self._worker_tasks[label] = previous._worker_tasks.pop(label, [])
+            if reuse is not None and reuse.sources:
+                self._source_tasks, previous._source_tasks = previous._source_tasks, []
         self._emits = self._chain()
+        self._head = self._emits[0]
+        """Where the sources' events enter; a hot reload re-points it at the new chain."""
+
+    def _build(self, part: ComponentPlan) -> Component[Any]:
+        return build_component(part, self.name, self.root, self.clock)
+
+    def _worker(
+        self, plan: ComponentPlan, previous: PipelineRuntime | None, reuse: Reuse | None
+    ) -> SinkWorker:
+        assert plan.delivery is not None
+        if previous is not None and reuse is not None and plan.label in reuse.sinks:
+            worker = next(w for w in previous.workers if w.label == plan.label)
+            self.adopted.add(worker.label)
+            self._opened.append(worker.sink)
+            return worker
+        sink: Sink[Any] = self._build(plan)  # type: ignore[assignment]
+        # A sink that takes overlapping sends gets one arrival-order lane, read by many.
+        shards = 1 if sink.concurrent_sends() else plan.delivery.concurrency
+        return SinkWorker(
+            sink,
+            plan.label,
+            plan.delivery,
+            queue=_queue(plan.label, plan.delivery, self.root, shards),
+            dead_letters=self.dead_letters,
+            clock=self.clock,
+            when=plan.when,
+        )
 
     # -- the chain ---------------------------------------------------------------
 
@@ -170,7 +207,10 @@ class PipelineRuntime:
             *self.stages,
             *self.sources,
         ]
+        taken_over = list(self._opened)
         for component in components:
+            if component in taken_over:
+                continue
             try:
                 await component.open()
             except PipelineError:
@@ -184,25 +224,48 @@ class PipelineRuntime:
                 self._opened.append(component)
 
     def start(self) -> None:
+        """Start the delivery lanes, the stages' timers and the sources not yet running."""
         for worker in self.workers:
-            for lane in worker.lanes():
-                task = asyncio.create_task(worker.run_lane(lane), name=f"{worker.label}#{lane}")
-                self._worker_tasks.append(task)
+            if worker.label in self.adopted:
+                continue
+            self._worker_tasks[worker.label] = [
+                asyncio.create_task(worker.run_lane(lane), name=f"{worker.label}#{lane}")
+                for lane in worker.lanes()
+            ]
         for index, stage in enumerate(self.stages):
             task = asyncio.create_task(stage.run(self._emits[index + 1]), name=stage.context.label)
             self._stage_tasks.append(task)
-        for source, stats in zip(self.sources, self.source_stats, strict=True):
-            task = asyncio.create_task(self._supervise(source, stats), name=source.context.label)
-            self._source_tasks.append(task)
+        if not self._source_tasks:
+            for source, stats in zip(self.sources, self.source_stats, strict=True):
+                task = asyncio.create_task(
+                    self._supervise(source, stats), name=source.context.label
+                )
+                self._source_tasks.append(task)
+
+    def redirect(self, successor: PipelineRuntime) -> None:
+        """Hot reload: from now on, events of this runtime's sources enter `successor`."""
+        self._head = successor._head
+        if successor.sources is self.sources:
+            for source in self.sources:
+                if source in self._opened:
+                    self._opened.remove(source)
+        for label in successor.adopted:
+            worker = next(w for w in self.workers if w.label == label)
+            if worker.sink in self._opened:
+                self._opened.remove(worker.sink)
+        shared = successor.dead_letters is self.dead_letters
+        if shared and self.dead_letter_sink is not None and self.dead_letter_sink in self._opened:
+            self._opened.remove(self.dead_letter_sink)
 
     def _source_emit(self, source: Source[Any], stats: ComponentStats) -> Emit:
         """What a source emits into: the first stage, with a receipt if the source tracks."""
-        first = self._emits[0]
+        runtime = self  # read `_head` per event: a hot reload may re-point it
+
         if not source.tracks_delivery:
 
             async def emit(event: Event) -> None:
                 stats.events_out += 1
-                await first(event)
+                await runtime._head(event)
 
             return emit
 
@@ -211,7 +274,7 @@ class PipelineRuntime:
             receipt = Receipt(source, event)
             token = CURRENT.set(receipt)
             try:
-                await first(event)
+                await runtime._head(event)
             finally:
                 CURRENT.reset(token)
                 receipt.release()  # the chain call is done; the sink queues hold the rest
@@ -263,19 +326,25 @@ class PipelineRuntime:
             except Exception:
                 stage.log.error("stage failed to flush", exc_info=True)
 
+    def _own_workers(self) -> list[SinkWorker]:
+        """The workers this runtime still runs (not handed over to a successor)."""
+        return [w for w in self.workers if w.label in self._worker_tasks]
+
     async def drain(self) -> None:
         """Return once every sink queue is empty and nothing is in flight."""
-        for worker in self.workers:
+        for worker in self._own_workers():
             await worker.queue.join()
 
     async def stop_sinks(self) -> int:
         """Cancel the delivery tasks; dead-letter what they still held. Returns that count."""
-        await _cancel(self._worker_tasks)
+        workers = self._own_workers()
+        for label in list(self._worker_tasks):
+            await _cancel(self._worker_tasks.pop(label))
         left = 0
-        for worker in self.workers:
+        for worker in workers:
             left += await worker.abandon("not delivered before the shutdown deadline")
             worker.queue.close()
-        sinks = [w.sink for w in self.workers]
+        sinks = [w.sink for w in workers]
         for component in [
             *self.stages,
             *sinks,

@@ -16,6 +16,7 @@ from pipeline.engine.pipeline import PipelineRuntime
 
 if TYPE_CHECKING:
     from pipeline.config.plan import Plan
+    from pipeline.engine.reload import Changes
     from pipeline.engine.stats import ComponentStats
     from pipeline.event import Event
     from pipeline.registry import Registry
@@ -35,6 +36,7 @@ class Runner:
         self.hurry = asyncio.Event()
         self.started = asyncio.Event()
         """Set once every pipeline is open and running."""
+        self._reloading = asyncio.Lock()
 
     def stats(self) -> list[ComponentStats]:
         """Every component's counters, pipeline by pipeline."""
@@ -53,6 +55,67 @@ class Runner:
         """Call `tap(pipeline, event)` for every event that leaves the stages of a pipeline."""
         for runtime in self.pipelines:
             runtime.taps.append(functools.partial(tap, runtime.name))
+
+    async def reload(self, plan: Plan) -> None:
+        """Apply a new plan to the running pipelines (see pipeline.engine.reload)."""
+        from pipeline.engine.reload import diff
+
+        async with self._reloading:
+            changes = diff(self.plan, plan)
+            if changes:
+                await self._apply(plan, changes)
+            else:
+                log.info("config reloaded: nothing changed")
+            self.plan = plan
+
+    async def _apply(self, plan: Plan, changes: Changes) -> None:
+        by_name = {runtime.name: runtime for runtime in self.pipelines}
+        fresh: dict[str, PipelineRuntime] = {}
+        for part in plan.pipelines:
+            if part.name in changes.swap or part.name in changes.add:
+                fresh[part.name] = PipelineRuntime(
+                    part,
+                    plan,
+                    self.hooks,
+                    self.clock,
+                    previous=by_name.get(part.name),
+                    reuse=changes.swap.get(part.name),
+                )
+        try:
+            for runtime in fresh.values():
+                await runtime.open()
+        except BaseException:
+            for runtime in fresh.values():
+                await runtime.stop_sinks()
+            raise
+        for name, runtime in fresh.items():
+            old = by_name.get(name)
+            if old is not None and not changes.swap[name].sources:
+                await old.stop_sources()  # changed sources: the old stop before the new start
+            runtime.start()
+            if old is not None:
+                old.redirect(runtime)
+        retiring = [by_name[name] for name in (*changes.swap, *changes.remove)]
+        for old in retiring:
+            await old.stop_sources()  # a no-op for sources handed over
+            await old.flush_stages()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(
+                asyncio.gather(*(old.drain() for old in retiring)), self.plan.shutdown_timeout
+            )
+        for old in retiring:
+            await old.stop_sinks()
+        self.pipelines = [fresh.get(p.name) or by_name[p.name] for p in plan.pipelines]
+        log.info(
+            "config reloaded",
+            kept=list(changes.keep),
+            swapped={
+                name: {"sources_kept": reuse.sources, "sinks_kept": sorted(reuse.sinks)}
+                for name, reuse in changes.swap.items()
+            },
+            added=list(changes.add),
+            removed=list(changes.remove),
+        )
 
     def request_stop(self) -> None:
         """First call: drain and stop. Second call: stop without waiting for the drain."""
