@@ -27,6 +27,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "pipeline.sources.fanotify",
     "pipeline.sources.poll",
     "pipeline.sources.watchdog_observer",
+    "pipeline.sources.usn",
     "pipeline.stages.filter",
     "pipeline.stages.debounce",
     "pipeline.stages.ready",

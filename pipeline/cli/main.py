@@ -7,7 +7,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from pipeline.cli import check, docs, newplugin, plugins, run, watch
+from pipeline.cli import check, docs, newplugin, plugins, run, usn, watch
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.logsetup import LEVELS, configure_logging
 from pipeline.redact import redact
@@ -69,7 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (run, check, plugins, watch, docs, newplugin):
+    for module in (run, check, plugins, watch, docs, newplugin, usn):
         module.add_parser(commands, common)
     return parser
 
