@@ -21,6 +21,7 @@ from pipeline.event import Event, EventKind
 SPEC_VERSION = "1.0"
 SOURCE_PREFIX = "fspipeline/"
 TYPE_PREFIX = "fs."
+_SEPARATORS = "/" + ("\\" if os.sep == "\\" else "")
 B64_SUFFIX = "_b64"
 _CORE_DATA_KEYS = frozenset({"kind", "path", "src_path", "is_dir"})
 _KIND_TEXT = {kind: kind.value for kind in EventKind}
@@ -80,11 +81,13 @@ def subject_of(event: Event) -> str:
     """The path relative to the watched root when the source recorded one, else the path."""
     root = event.meta.get("root")
     if isinstance(root, str) and root:
-        base = root.rstrip("/")
+        base = root.rstrip(_SEPARATORS)
         if event.path in (base, root):
             return "."
-        if event.path.startswith(base + "/"):
-            return event.path[len(base) + 1 :].lstrip("/") or "."
+        below = len(event.path) > len(base) and event.path[len(base)] in _SEPARATORS
+        if below and event.path.startswith(base):
+            relative = event.path[len(base) + 1 :].lstrip(_SEPARATORS) or "."
+            return relative.replace("\\", "/") if os.sep == "\\" else relative
     return event.path
 
 

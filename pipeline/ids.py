@@ -13,7 +13,8 @@ _seq = 0
 # Not a secret, just unique: a fast generator seeded from the OS (SystemRandom costs a
 # system call per id).
 _rand = random.Random(int.from_bytes(os.urandom(16), "big"))
-os.register_at_fork(after_in_child=lambda: _rand.seed(int.from_bytes(os.urandom(16), "big")))
+if hasattr(os, "register_at_fork"):  # not on Windows, which has no fork
+    os.register_at_fork(after_in_child=lambda: _rand.seed(int.from_bytes(os.urandom(16), "big")))
 
 
 def new_event_id() -> str:

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from pipeline.engine.signals import on_signal
 from pipeline.errors import ConfigError, PipelineError
 
 if TYPE_CHECKING:
@@ -133,9 +134,9 @@ def config_watcher(path: Path, registry: Registry) -> Observer:
     loaded = _signature(path)
 
     async def watch(runner: Runner) -> None:
-        loop = asyncio.get_running_loop()
         hup = asyncio.Event()
-        loop.add_signal_handler(signal.SIGHUP, hup.set)
+        hangup = getattr(signal, "SIGHUP", None)  # none on Windows: file changes only
+        undo = on_signal(hangup, hup.set) if hangup is not None else None
         seen = loaded
         try:
             while True:
@@ -149,6 +150,7 @@ def config_watcher(path: Path, registry: Registry) -> Observer:
                     log.info("reloading the config", config=str(path), because=why)
                     await reload_from(path, runner, registry)
         finally:
-            loop.remove_signal_handler(signal.SIGHUP)
+            if undo is not None:
+                undo()
 
     return watch

@@ -13,6 +13,7 @@ import structlog
 
 from pipeline.clock import Clock, SystemClock
 from pipeline.engine.pipeline import PipelineRuntime
+from pipeline.engine.signals import on_signal
 
 if TYPE_CHECKING:
     from pipeline.config.plan import Plan
@@ -188,10 +189,11 @@ async def run_plan(
 ) -> bool:
     """Run `plan` until SIGINT/SIGTERM; return True when every queue drained in time."""
     runner = Runner(plan, registry)
-    loop = asyncio.get_running_loop()
-    if handle_signals:
-        for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, runner.request_stop)
+    undo = (
+        [on_signal(signum, runner.request_stop) for signum in (signal.SIGINT, signal.SIGTERM)]
+        if handle_signals
+        else []
+    )
     watching = [asyncio.create_task(_observe(runner, observer)) for observer in observers]
     try:
         return await runner.run()
@@ -201,9 +203,8 @@ async def run_plan(
         for task in watching:
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
-        if handle_signals:
-            for signum in (signal.SIGINT, signal.SIGTERM):
-                loop.remove_signal_handler(signum)
+        for restore in undo:
+            restore()
 
 
 async def _observe(runner: Runner, observer: Observer) -> None:

@@ -35,6 +35,8 @@ def _fsync_policy(value: Any) -> Any:
 
 FsyncPolicy = Annotated[Literal["never", "always", "interval"], BeforeValidator(_fsync_policy)]
 
+_CLOEXEC = getattr(os, "O_CLOEXEC", 0)  # not on Windows, where handles are not inherited
+
 
 class LogfileOptions(ComponentOptions):
     path: ConfigPath
@@ -114,7 +116,7 @@ class LogfileSink(Sink[LogfileOptions]):
         self._close_fd()
         path = self.options.path
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        self._fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | _CLOEXEC, 0o644)
         stat = os.fstat(self._fd)
         self._identity = (stat.st_dev, stat.st_ino)
         self._size = stat.st_size

@@ -17,11 +17,11 @@ written to for `settle` seconds. Both run in a worker thread, never on the event
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import gzip
 import os
 import re
 import shutil
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -70,9 +70,12 @@ class Rotator:
 
         Blocks while another writer holds the lock; run it in a thread.
         """
-        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o644)
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            if sys.platform != "win32":  # Windows: no flock; one writer per file there
+                import fcntl
+
+                fcntl.flock(fd, fcntl.LOCK_EX)
             try:
                 current = os.stat(self.path)
             except FileNotFoundError:

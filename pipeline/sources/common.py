@@ -64,6 +64,7 @@ def prepare_roots(options: WatchOptions) -> list[str]:
                 f"(or `wait_missing: true` to wait for it)"
             )
         if not os.access(path, os.R_OK):
-            raise SourceError(f"{path} is not readable by this user (uid {os.getuid()})")
+            user = f"uid {os.getuid()}" if hasattr(os, "getuid") else "this account"
+            raise SourceError(f"{path} is not readable by this user ({user})")
         roots.append(str(Path(path)))
     return list(dict.fromkeys(roots))

@@ -106,6 +106,8 @@ def write_atomically(path: Path, data: bytes) -> None:
         with contextlib.suppress(OSError):
             temp.unlink()
         raise
+    if sys.platform == "win32":
+        return  # NTFS makes the rename durable itself; a folder cannot be opened to fsync
     folder = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
     try:
         os.fsync(folder)

@@ -10,9 +10,9 @@ which is ignored unless a handler is installed).
 from __future__ import annotations
 
 import errno
-import fcntl
 import os
 import signal
+import sys
 from collections.abc import Callable
 
 _BUSY = (errno.EAGAIN, errno.EBUSY)
@@ -23,6 +23,10 @@ def open_for_writing(path: str, opened: Callable[[], None] | None = None) -> boo
     None when it cannot be told (not the file's owner and no CAP_LEASE, leases disabled,
     a file system without leases, no read permission, gone). `opened` is called once the
     file is open (watchers see an open and a close-nowrite of it)."""
+    if sys.platform == "win32":
+        return None  # no leases on Windows: it cannot be told
+    import fcntl
+
     try:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:

@@ -103,4 +103,6 @@ def test_an_invalid_edit_is_reported_and_the_old_config_keeps_running(tmp_path: 
         time.sleep(0.05)
     assert run.interrupt() == 0
     assert paths_in(a) == [str(inbox / "still.csv")]
-    assert f"{config}:6:16: pipelines.landing.sinks[1].type: unknown sink type 'logfil'" in run.stderr
+    assert (
+        f"{config}:6:16: pipelines.landing.sinks[1].type: unknown sink type 'logfil'" in run.stderr
+    )
