@@ -14,7 +14,7 @@ from pipeline.components import (
     Source,
     Stage,
 )
-from pipeline.errors import ConfigError, PipelineError, PluginError, SourceError
+from pipeline.errors import ConfigError, DeliveryError, PipelineError, PluginError, SourceError
 from pipeline.event import Event, EventKind
 from pipeline.hookspecs import hookimpl, hookspec
 from pipeline.options import ByteSize, ComponentOptions, ConfigPath, Duration
@@ -28,6 +28,7 @@ __all__ = [
     "ComponentOptions",
     "ConfigError",
     "ConfigPath",
+    "DeliveryError",
     "Duration",
     "Emit",
     "Event",

@@ -25,3 +25,21 @@ class ConfigError(PipelineError):
 
 class SourceError(PipelineError):
     """A source cannot watch what it was asked to (limits, permissions, missing APIs)."""
+
+
+class DeliveryError(PipelineError):
+    """A sink's failed delivery that tells the engine how to retry it.
+
+    Raise it from `send`/`send_batch` (any other exception is an ordinary failure,
+    retried with back-off). `permanent`: retrying cannot help (a 400, a rejected
+    message), so the event is dead-lettered at once. `retry_after`: the target asked not
+    to be retried for this many seconds (HTTP `Retry-After`); the engine waits at least
+    that long. Logged as its one-line message, without a traceback.
+    """
+
+    def __init__(
+        self, message: str, *, permanent: bool = False, retry_after: float | None = None
+    ) -> None:
+        super().__init__(message)
+        self.permanent = permanent
+        self.retry_after = retry_after

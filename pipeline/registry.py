@@ -27,6 +27,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "pipeline.sources.fanotify",
     "pipeline.sources.poll",
     "pipeline.sources.watchdog_observer",
+    "pipeline.sources.windows",
     "pipeline.sources.usn",
     "pipeline.stages.filter",
     "pipeline.stages.debounce",
@@ -35,6 +36,7 @@ BUILTIN_PLUGINS: tuple[str, ...] = (
     "pipeline.sinks.console",
     "pipeline.sinks.logfile",
     "pipeline.sinks.command",
+    "pipeline.sinks.webhook",
 )
 
 _TYPE_NAME = re.compile(r"^[a-z][a-z0-9_.-]*$")

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from pipeline.engine.stats import ComponentStats
+from pipeline.errors import DeliveryError, PipelineError
 
 if TYPE_CHECKING:
     from pipeline.clock import Clock
@@ -100,16 +101,18 @@ class SinkWorker:
                 reason = reason_of(exc)
                 stats.error(reason)
                 stats.failing = True
-                if attempt == attempts:
+                hint = exc if isinstance(exc, DeliveryError) else None
+                if attempt == attempts or (hint is not None and hint.permanent):
                     stats.dead_lettered += len(events)
+                    tries = f"{attempt} attempt{'s' if attempt != 1 else ''}"
                     for token, event in batch:
-                        await self.dead_letters.put(
-                            event, self.label, f"{reason} (after {attempts} attempts)"
-                        )
+                        await self.dead_letters.put(event, self.label, f"{reason} (after {tries})")
                         self.queue.ack(token, delivered=False)
                     return
                 stats.retries += 1
                 delay = self._backoff(attempt)
+                if hint is not None and hint.retry_after is not None:
+                    delay = max(delay, hint.retry_after)  # the target said when to come back
                 self.sink.log.warning(
                     "delivery failed; will retry",
                     path=events[0].path,
@@ -118,7 +121,7 @@ class SinkWorker:
                     of=attempts,
                     retry_in=round(delay, 3),
                     error=reason,
-                    exc_info=not isinstance(exc, OSError | ConnectionError | TimeoutError),
+                    exc_info=not isinstance(exc, OSError | TimeoutError | PipelineError),
                 )
                 await self.clock.sleep(delay)
             else:

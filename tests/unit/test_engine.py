@@ -9,7 +9,17 @@ from typing import Any
 
 import pytest
 
-from pipeline import ComponentOptions, Emit, Event, EventKind, Sink, Source, Stage, hookimpl
+from pipeline import (
+    ComponentOptions,
+    DeliveryError,
+    Emit,
+    Event,
+    EventKind,
+    Sink,
+    Source,
+    Stage,
+    hookimpl,
+)
 from pipeline.config import load_config_data
 from pipeline.engine import Runner
 from pipeline.registry import Registry, build_registry
@@ -463,7 +473,7 @@ def test_dead_letters_can_go_to_a_sink(registry: Registry, tmp_path: Path) -> No
     record = json.loads(line)
     assert record["data"]["path"] == "/in/f1"
     assert record["data"]["dead_letter"] == {
-        "reason": "ConnectionError: refused for /in/f1 (after 1 attempts)",
+        "reason": "ConnectionError: refused for /in/f1 (after 1 attempt)",
         "component": "p.sinks[0]",
     }
     assert dead_letters(tmp_path) == []
@@ -534,3 +544,52 @@ def test_a_bad_when_is_a_located_config_error(registry: Registry, tmp_path: Path
     }
     with pytest.raises(ConfigError, match=r"p\.sinks\[0\]\.when: invalid condition: column"):
         load_config_data(data, registry, source="test", config_dir=tmp_path)
+
+
+class VerdictOptions(ComponentOptions):
+    permanent: bool = False
+    retry_after: float | None = None
+
+
+class VerdictSink(Sink[VerdictOptions]):
+    """Fails every delivery with a DeliveryError carrying a retry hint."""
+
+    type_name = "verdict"
+    Options = VerdictOptions
+    calls: list[float] = []  # noqa: RUF012
+
+    async def send(self, event: Event) -> None:
+        VerdictSink.calls.append(asyncio.get_running_loop().time())
+        raise DeliveryError(
+            "refused", permanent=self.options.permanent, retry_after=self.options.retry_after
+        )
+
+
+class VerdictPlugin:
+    @hookimpl
+    def pipeline_components(self) -> list[type[Any]]:
+        return [ScriptSource, VerdictSink]
+
+
+@pytest.mark.parametrize(
+    ("options", "calls", "reason"),
+    [
+        ({"permanent": True}, 1, "DeliveryError: refused (after 1 attempt)"),
+        ({"retry_after": 0.3}, 2, "DeliveryError: refused (after 2 attempts)"),
+    ],
+)
+def test_a_delivery_error_says_whether_and_when_to_retry(
+    tmp_path: Path, options: dict[str, Any], calls: int, reason: str
+) -> None:
+    VerdictSink.calls = []
+    registry = build_registry(extra_plugins=[("v", VerdictPlugin())], autoload=False)
+    sink = {"type": "verdict", "max_attempts": 2, "retry_backoff": "1ms", **options}
+    plan = plan_for(
+        registry, {"sources": [{"type": "script", "count": 1}], "sinks": [sink]}, tmp_path
+    )
+    asyncio.run(run_until(Runner(plan, registry), lambda: bool(dead_letters(tmp_path))))
+    assert len(VerdictSink.calls) == calls
+    if calls == 2:
+        assert VerdictSink.calls[1] - VerdictSink.calls[0] >= 0.29  # not the 1 ms back-off
+    [letter] = dead_letters(tmp_path)
+    assert letter["reason"] == reason
