@@ -18,6 +18,14 @@ from pipeline.errors import ConfigError, DeliveryError, PipelineError, PluginErr
 from pipeline.event import Event, EventKind
 from pipeline.hookspecs import hookimpl, hookspec
 from pipeline.options import ByteSize, ComponentOptions, ConfigPath, Duration
+from pipeline.redact import redact
+from pipeline.templates import (
+    Template,
+    TemplateError,
+    bind_constants,
+    compile_template,
+    process_constants,
+)
 
 __all__ = [
     "ByteSize",
@@ -42,9 +50,15 @@ __all__ = [
     "SourceError",
     "Stage",
     "SystemClock",
+    "Template",
+    "TemplateError",
+    "bind_constants",
+    "compile_template",
     "from_json",
     "hookimpl",
     "hookspec",
+    "process_constants",
+    "redact",
     "to_cloudevent",
     "to_json",
 ]

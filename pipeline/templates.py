@@ -29,8 +29,10 @@ from __future__ import annotations
 
 import functools
 import json
+import os
 import posixpath
 import re
+import socket
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -43,11 +45,14 @@ if TYPE_CHECKING:
 
 __all__ = [
     "PLACEHOLDERS",
+    "PROCESS_CONSTANTS",
     "Template",
     "TemplateError",
     "TemplateText",
+    "bind_constants",
     "compile_template",
     "placeholders",
+    "process_constants",
     "render",
 ]
 
@@ -211,6 +216,27 @@ class Template:
 
     def __repr__(self) -> str:
         return f"Template({self.text!r})"
+
+
+PROCESS_CONSTANTS = ("pipeline", "hostname", "pid")
+"""Placeholders a component may fill when it is built, before any event exists."""
+
+
+def process_constants(pipeline: str) -> dict[str, str]:
+    """The values of PROCESS_CONSTANTS for a component of `pipeline` in this process."""
+    return {"pipeline": pipeline, "hostname": socket.gethostname(), "pid": str(os.getpid())}
+
+
+def bind_constants(text: str, values: Mapping[str, str]) -> str:
+    """`text` with `{name}` replaced by `values[name]` (escaped, so a value's own braces
+    stay literal), ready for `compile_template`: names such as a queue, a stream or a
+    topic mix per-process constants with event placeholders in one template language.
+    `{{name}}` is the literal text `{name}` and is left alone."""
+    if not values:
+        return text
+    escaped = {name: value.replace("{", "{{").replace("}", "}}") for name, value in values.items()}
+    names = "|".join(map(re.escape, values))
+    return re.sub(r"(?<!\{)\{(" + names + r")\}(?!\})", lambda m: escaped[m[1]], text)
 
 
 @functools.lru_cache(maxsize=1024)
