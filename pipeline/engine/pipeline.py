@@ -313,9 +313,12 @@ class PipelineRuntime:
                 source.log.error("source could not reopen", error=_reason(exc))
 
     async def stop_sources(self) -> None:
+        """Stop the sources' tasks and close them; a delivery-tracking source stays open
+        until `stop_sinks`, so that what the drain delivers is still acknowledged."""
         await _cancel(self._source_tasks)
         for source in self.sources:
-            await self._close(source)
+            if not source.tracks_delivery:
+                await self._close(source)
 
     async def flush_stages(self) -> None:
         """Stop stage timers, then flush stages in order so held events move downstream."""
@@ -349,6 +352,7 @@ class PipelineRuntime:
             *self.stages,
             *sinks,
             *([self.dead_letter_sink] if self.dead_letter_sink else []),
+            *(s for s in self.sources if s.tracks_delivery),
         ]:
             await self._close(component)
         return left

@@ -134,3 +134,45 @@ def test_filtered_events_settle_at_once_and_a_spool_settles_on_disk(
     # The sink never delivered, but its spool holds both events durably.
     assert settled_by_path() == {p: True for p in ("/in/f0", "/in/f1", "/in/f2", "/in/f3")}
     assert RecordSink.received == {}
+
+
+class ClosingSource(AckingSource):
+    """Records whether it was already closed when an event was settled."""
+
+    type_name = "closing"
+    closed = False
+    settled_after_close = 0
+
+    async def close(self) -> None:
+        ClosingSource.closed = True
+
+    def settled(self, event: Event, delivered: bool) -> None:
+        if ClosingSource.closed:
+            ClosingSource.settled_after_close += 1
+        super().settled(event, delivered)
+
+
+class ClosingPlugin:
+    @hookimpl
+    def pipeline_components(self) -> list[type[Any]]:
+        return [ClosingSource, RecordSink]
+
+
+def test_a_tracking_source_stays_open_until_the_drain_settled_everything(tmp_path: Path) -> None:
+    AckingSource.settlements = []
+    RecordSink.received, RecordSink.attempts = {}, {}
+    ClosingSource.closed, ClosingSource.settled_after_close = False, 0
+    registry = build_registry(extra_plugins=[("c", ClosingPlugin())], autoload=False)
+    plan = plan_for(
+        registry,
+        {
+            "sources": [{"type": "closing", "count": 20}],
+            "sinks": [{"type": "record", "delay": 0.01}],
+        },
+        tmp_path,
+    )
+    # Stop as soon as everything was emitted: the drain delivers (and settles) the rest.
+    asyncio.run(run_until(Runner(plan, registry), lambda: len(RecordSink.attempts) >= 1))
+    assert len(AckingSource.settlements) == 20
+    assert ClosingSource.settled_after_close == 0
+    assert ClosingSource.closed
