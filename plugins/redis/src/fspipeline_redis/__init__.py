@@ -1,0 +1,1 @@
+"""fspipeline plugin for Redis Streams: the `redis` sink and the `redis` source."""
