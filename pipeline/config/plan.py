@@ -24,8 +24,9 @@ class DeliveryPolicy(ComponentOptions):
     dropped."""
     concurrency: int = Field(default=1, ge=1, le=256)
     """Deliveries in flight at once. Events about one path keep their order whatever this is."""
-    max_attempts: int = Field(default=3, ge=1, le=1000)
-    """Deliveries tried before the event is dead-lettered."""
+    max_attempts: int = Field(default=3, ge=0)
+    """Deliveries tried before the event is dead-lettered; 0: retry until delivered (with
+    `spool: true`, an outage of any length then fills the disk, not the dead letters)."""
     retry_backoff: Duration = 0.5
     """Wait before the first retry; doubled each time, with jitter."""
     retry_max_backoff: Duration = 30.0

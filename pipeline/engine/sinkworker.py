@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from datetime import UTC, datetime
@@ -86,9 +87,9 @@ class SinkWorker:
 
     async def _deliver(self, batch: list[tuple[int, Event]]) -> None:
         events = [event for _, event in batch]
-        attempts = self.policy.max_attempts
+        attempts = self.policy.max_attempts  # 0: until delivered
         stats = self.stats
-        for attempt in range(1, attempts + 1):
+        for attempt in itertools.count(1):
             started = time.monotonic()
             try:
                 if len(events) == 1:
@@ -118,7 +119,7 @@ class SinkWorker:
                     path=events[0].path,
                     events=len(events),
                     attempt=attempt,
-                    of=attempts,
+                    of=attempts or "unlimited",
                     retry_in=round(delay, 3),
                     error=reason,
                     exc_info=not isinstance(exc, OSError | TimeoutError | PipelineError),

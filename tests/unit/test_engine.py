@@ -593,3 +593,21 @@ def test_a_delivery_error_says_whether_and_when_to_retry(
         assert VerdictSink.calls[1] - VerdictSink.calls[0] >= 0.29  # not the 1 ms back-off
     [letter] = dead_letters(tmp_path)
     assert letter["reason"] == reason
+
+
+def test_max_attempts_0_retries_until_delivered(registry: Registry, tmp_path: Path) -> None:
+    sink = {
+        "type": "record",
+        "fail_paths": ["/in/f0"],
+        "fail_times": 12,
+        "max_attempts": 0,
+        "retry_backoff": "1ms",
+        "retry_max_backoff": "2ms",
+    }
+    plan = plan_for(
+        registry, {"sources": [{"type": "script", "count": 1}], "sinks": [sink]}, tmp_path
+    )
+    asyncio.run(run_until(Runner(plan, registry), lambda: bool(RecordSink.received)))
+    assert RecordSink.received == {"p.sinks[0]": ["/in/f0"]}
+    assert RecordSink.attempts["p.sinks[0]:/in/f0"] == 13
+    assert dead_letters(tmp_path) == []
