@@ -27,6 +27,11 @@ class DeliveryPolicy(ComponentOptions):
     max_attempts: int = Field(default=3, ge=0)
     """Deliveries tried before the event is dead-lettered; 0: retry until delivered (with
     `spool: true`, an outage of any length then fills the disk, not the dead letters)."""
+    send_timeout: Duration | None = None
+    """Longest time one delivery (a `send` or `send_batch` call) may take; then it is
+    cancelled and counts as failed (retried, then dead-lettered), so a target that hangs
+    cannot stall the sink. null (the default): as long as the sink takes; set it for
+    targets that may hang, not for commands that legitimately run long."""
     retry_backoff: Duration = 0.5
     """Wait before the first retry; doubled each time, with jitter."""
     retry_max_backoff: Duration = 30.0

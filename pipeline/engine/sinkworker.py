@@ -92,14 +92,22 @@ class SinkWorker:
         for attempt in itertools.count(1):
             started = time.monotonic()
             try:
-                if len(events) == 1:
-                    await self.sink.send(events[0])
-                else:
-                    await self.sink.send_batch(events)
+                async with asyncio.timeout(self.policy.send_timeout):
+                    if len(events) == 1:
+                        await self.sink.send(events[0])
+                    else:
+                        await self.sink.send_batch(events)
             except asyncio.CancelledError:
                 raise
             except Exception as exc:
                 reason = reason_of(exc)
+                if isinstance(exc, TimeoutError) and time.monotonic() - started >= (
+                    self.policy.send_timeout or float("inf")
+                ):
+                    reason = (
+                        f"TimeoutError: no answer within send_timeout {self.policy.send_timeout:g}s"
+                    )
+
                 stats.error(reason)
                 stats.failing = True
                 hint = exc if isinstance(exc, DeliveryError) else None

@@ -611,3 +611,22 @@ def test_max_attempts_0_retries_until_delivered(registry: Registry, tmp_path: Pa
     assert RecordSink.received == {"p.sinks[0]": ["/in/f0"]}
     assert RecordSink.attempts["p.sinks[0]:/in/f0"] == 13
     assert dead_letters(tmp_path) == []
+
+
+def test_a_hanging_sink_is_timed_out_and_the_rest_flows(registry: Registry, tmp_path: Path) -> None:
+    sink = {
+        "type": "record",
+        "delay": 3600,
+        "send_timeout": "50ms",
+        "max_attempts": 2,
+        "retry_backoff": "1ms",
+    }
+    plan = plan_for(
+        registry, {"sources": [{"type": "script", "count": 3}], "sinks": [sink]}, tmp_path
+    )
+    asyncio.run(run_until(Runner(plan, registry), lambda: len(dead_letters(tmp_path)) == 3))
+    letters = dead_letters(tmp_path)
+    assert [letter["event"]["data"]["path"] for letter in letters] == ["/in/f0", "/in/f1", "/in/f2"]
+    assert letters[0]["reason"] == (
+        "TimeoutError: no answer within send_timeout 0.05s (after 2 attempts)"
+    )
