@@ -23,6 +23,14 @@ OptionsT = TypeVar("OptionsT", bound=ComponentOptions)
 Emit = Callable[["Event"], Awaitable[None]]
 """Hands an event to the next step; awaiting it is how back-pressure reaches the caller."""
 
+Progress = Callable[[str, int, "int | None"], None]
+"""`progress(task, done, total)` reports a long job (a tree walk, a rescan, a catch-up):
+`total` is None while unknown; `done == total` ends it. The live status shows rate and ETA."""
+
+
+def _no_progress(task: str, done: int, total: int | None) -> None:
+    """Where progress goes when nothing shows it."""
+
 
 class ComponentKind(StrEnum):
     SOURCE = "source"
@@ -46,6 +54,9 @@ class ComponentContext:
     """A structlog logger bound to pipeline and component."""
     clock: Clock = dataclasses.field(default_factory=SystemClock)
     """Time for timers; tests inject a FakeClock."""
+    progress: Progress = _no_progress
+    """Report a long job: `progress("initial walk", folders_done, None)`, then
+    `progress("initial walk", n, n)` when it is over. Cheap enough to call per folder."""
 
 
 class Component(abc.ABC, Generic[OptionsT]):

@@ -11,6 +11,7 @@ import structlog
 
 from pipeline.components import Component, ComponentContext, Emit, Sink, Source, Stage
 from pipeline.engine.deadletter import DeadLetters
+from pipeline.engine.progress import ScanBoard
 from pipeline.engine.queues import DeliveryQueue, MemoryQueue, SpoolQueue
 from pipeline.engine.receipts import CURRENT, Receipt, current_share, fail_current
 from pipeline.engine.sinkworker import SinkWorker
@@ -33,8 +34,15 @@ SOURCE_RESTART_MIN = 1.0
 SOURCE_RESTART_MAX = 30.0
 
 
-def build_component(plan: ComponentPlan, pipeline: str, root: Plan, clock: Clock) -> Component[Any]:
+def build_component(
+    plan: ComponentPlan,
+    pipeline: str,
+    root: Plan,
+    clock: Clock,
+    progress: ScanBoard | None = None,
+) -> Component[Any]:
     """One component of a plan, with its context, not yet opened."""
+    reporter = {"progress": progress.reporter(plan.label)} if progress is not None else {}
     context = ComponentContext(
         pipeline=pipeline,
         label=plan.label,
@@ -44,6 +52,7 @@ def build_component(plan: ComponentPlan, pipeline: str, root: Plan, clock: Clock
             pipeline=pipeline, component=plan.label, type=plan.spec.type_name
         ),
         clock=clock,
+        **reporter,
     )
     return plan.spec.cls(plan.options, context)
 
@@ -67,6 +76,7 @@ class PipelineRuntime:
         *,
         previous: PipelineRuntime | None = None,
         reuse: Reuse | None = None,
+        progress: ScanBoard | None = None,
     ) -> None:
         """Build the components of `plan`; with `previous` (a hot reload), take over the
         sources and the sink workers that `reuse` names from it instead of building them."""
@@ -74,6 +84,7 @@ class PipelineRuntime:
         self.plan = plan
         self.root = root
         self.clock = clock
+        self.progress = progress
         self.log = structlog.get_logger("pipeline").bind(pipeline=plan.name)
         self._opened: list[Component[Any]] = []
         self.sources: list[Source[Any]]
@@ -114,7 +125,7 @@ class PipelineRuntime:
         """Where the sources' events enter; a hot reload re-points it at the new chain."""
 
     def _build(self, part: ComponentPlan) -> Component[Any]:
-        return build_component(part, self.name, self.root, self.clock)
+        return build_component(part, self.name, self.root, self.clock, self.progress)
 
     def _worker(
         self, plan: ComponentPlan, previous: PipelineRuntime | None, reuse: Reuse | None

@@ -13,11 +13,12 @@ import structlog
 
 from pipeline.clock import Clock, SystemClock
 from pipeline.engine.pipeline import PipelineRuntime
+from pipeline.engine.progress import ScanBoard
 from pipeline.engine.signals import on_signal
 
 if TYPE_CHECKING:
-    from pipeline.config.plan import Plan
-    from pipeline.engine.reload import Changes
+    from pipeline.config.plan import PipelinePlan, Plan
+    from pipeline.engine.reload import Changes, Reuse
     from pipeline.engine.stats import ComponentStats
     from pipeline.event import Event
     from pipeline.registry import Registry
@@ -32,7 +33,10 @@ class Runner:
         self.plan = plan
         self.hooks = registry.manager.hook
         self.clock = clock or SystemClock()
-        self.pipelines = [PipelineRuntime(p, plan, self.hooks, self.clock) for p in plan.pipelines]
+        self.progress = ScanBoard()
+        """Long jobs the components report (walks, rescans, catch-ups), for the status views."""
+        self._taps: list[Callable[[str, Event], None]] = []
+        self.pipelines = [self._runtime(p, plan) for p in plan.pipelines]
         self.stopping = asyncio.Event()
         self.hurry = asyncio.Event()
         self.started = asyncio.Event()
@@ -52,8 +56,30 @@ class Runner:
             and not any(s.failing for r in self.pipelines for s in r.source_stats)
         )
 
+    def _runtime(
+        self,
+        part: PipelinePlan,
+        plan: Plan,
+        previous: PipelineRuntime | None = None,
+        reuse: Reuse | None = None,
+    ) -> PipelineRuntime:
+        runtime = PipelineRuntime(
+            part,
+            plan,
+            self.hooks,
+            self.clock,
+            previous=previous,
+            reuse=reuse,
+            progress=self.progress,
+        )
+        if previous is None:
+            runtime.taps = [functools.partial(tap, part.name) for tap in self._taps]
+        return runtime
+
     def add_tap(self, tap: Callable[[str, Event], None]) -> None:
-        """Call `tap(pipeline, event)` for every event that leaves the stages of a pipeline."""
+        """Call `tap(pipeline, event)` for every event that leaves the stages of a pipeline
+        (pipelines a hot reload adds included)."""
+        self._taps.append(tap)
         for runtime in self.pipelines:
             runtime.taps.append(functools.partial(tap, runtime.name))
 
@@ -74,13 +100,8 @@ class Runner:
         fresh: dict[str, PipelineRuntime] = {}
         for part in plan.pipelines:
             if part.name in changes.swap or part.name in changes.add:
-                fresh[part.name] = PipelineRuntime(
-                    part,
-                    plan,
-                    self.hooks,
-                    self.clock,
-                    previous=by_name.get(part.name),
-                    reuse=changes.swap.get(part.name),
+                fresh[part.name] = self._runtime(
+                    part, plan, by_name.get(part.name), changes.swap.get(part.name)
                 )
         try:
             for runtime in fresh.values():

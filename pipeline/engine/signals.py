@@ -15,12 +15,16 @@ def on_signal(signum: int, callback: Callable[[], None]) -> Callable[[], None]:
     `signal.signal` handler hands the call to the loop thread-safely.
     """
     loop = asyncio.get_running_loop()
-    if sys.platform != "win32":
-        loop.add_signal_handler(signum, callback)
-        return lambda: loop.remove_signal_handler(signum)
-    previous = signal.signal(signum, lambda *_: loop.call_soon_threadsafe(callback))
+    if sys.platform == "win32":
+        previous = signal.signal(signum, lambda *_: loop.call_soon_threadsafe(callback))
 
-    def restore() -> None:
-        signal.signal(signum, previous)
+        def restore() -> None:
+            signal.signal(signum, previous)
 
-    return restore
+        return restore
+    loop.add_signal_handler(signum, callback)
+
+    def remove() -> None:
+        loop.remove_signal_handler(signum)
+
+    return remove
