@@ -195,9 +195,13 @@ class InotifySource(Source[InotifyOptions]):
         previous = self._previous_state(roots)
         stat = previous is not None or self.checkpoints is not None
         mark = time.time_ns()
+        progress = self.context.progress
+        watches.on_progress = lambda walked: progress("initial walk", walked, None)
         for root in roots:
             if trees.establish(root, mark=mark, stat=stat) is None:
                 trees.wait_for(root, None)
+        progress("initial walk", watches.walked, watches.walked)
+        watches.on_progress = lambda walked: progress("rescan", walked, None)
         if previous is not None:
             saved, covered = previous
             self._backlog = changes_since(saved, trees.flat(), covered)
@@ -279,7 +283,9 @@ class InotifySource(Source[InotifyOptions]):
         loop = asyncio.get_running_loop()
         if self._backlog:
             backlog, self._backlog = self._backlog, []
+            self.context.progress("catch-up", 0, len(backlog))
             await trees.report(backlog, emit)
+            self.context.progress("catch-up", len(backlog), len(backlog))
         self._unreported = None
         if trees.waiter:
             await router.recovery.check_waiter(emit)

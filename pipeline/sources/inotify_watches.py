@@ -14,7 +14,7 @@ import os
 import stat as statmod
 import sys
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
 from typing import TYPE_CHECKING, Literal
 
@@ -31,6 +31,8 @@ ENCODING = sys.getfilesystemencoding()
 ERRORS = sys.getfilesystemencodeerrors()
 
 EAGER_FOLDERS = 1000
+PROGRESS_EVERY = 1024
+"""Folders walked between two progress reports."""
 """Folders a walk without stat reads at once before it leaves leaf folders for later."""
 
 Found = tuple[str, bool, Known]
@@ -97,6 +99,10 @@ class Watches:
         kernel may have given the same number to a new watch meanwhile."""
         self._denied: set[str] = set()
         self._limit_logged = False
+        self.walked = 0
+        """Folders read by `walk` so far (for progress reports)."""
+        self.on_progress: Callable[[int], None] | None = None
+        """Called with `walked` every PROGRESS_EVERY folders."""
 
     # -- single watches ---------------------------------------------------------------
 
@@ -176,6 +182,11 @@ class Watches:
 
     # -- walks --------------------------------------------------------------------------
 
+    def _count_walked(self) -> None:
+        self.walked += 1
+        if self.on_progress is not None and not self.walked % PROGRESS_EVERY:
+            self.on_progress(self.walked)
+
     def walk(
         self,
         top: Folder,
@@ -198,9 +209,11 @@ class Watches:
         stack = [top]
         watch, index, identify, exclude = self.watch, self.index, self._identify, self.exclude
         eager = EAGER_FOLDERS
+        counted = self._count_walked
         while stack:
             folder = stack.pop()
             eager -= 1
+            counted()
             listing = self._listing(folder)
             if listing is None:
                 continue
