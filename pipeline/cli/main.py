@@ -7,7 +7,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from pipeline.cli import check, docs, newplugin, plugins, run, usn, watch
+from pipeline.cli import check, docs, doctor, newplugin, plugins, run, usn, watch
 from pipeline.errors import ConfigError, PipelineError
 from pipeline.logsetup import LEVELS, configure_logging
 from pipeline.redact import redact
@@ -34,6 +34,8 @@ quick tour:
   pipeline check --connect config.yaml   also probe brokers and endpoints
   pipeline new-plugin my_sink            scaffold a plugin distribution with tests
   pipeline docs                          write the component reference (docs/reference)
+  pipeline doctor config.yaml            check limits, privileges, state_dir and brokers
+  pipeline run --http 9100               also serve /metrics, /readyz and a dashboard
 
 exit codes: 0 ok, 1 runtime failure, 2 bad usage or bad config.
 environment: FSPIPELINE_DISABLE_PLUGIN_AUTOLOAD=1 skips installed plugins;
@@ -69,7 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"%(prog)s {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (run, check, plugins, watch, docs, newplugin, usn):
+    for module in (run, check, plugins, watch, docs, newplugin, doctor, usn):
         module.add_parser(commands, common)
     return parser
 

@@ -73,7 +73,7 @@ def open_group(
 ) -> None:
     """Fill `group`: create the descriptor, mark each root's file system (or mount), and
     check that handles can be opened. Raises SourceError; `group.close()` cleans up."""
-    group.fd = _init()
+    group.fd = init_group()
     fs_mask, ignore_files, mount_mask = masks(wanted, mark)
     for root in roots:
         folder = anchor(root)
@@ -99,7 +99,8 @@ def anchor(root: Root) -> str:
     return folder
 
 
-def _init() -> int:
+def init_group() -> int:
+    """A new fanotify group descriptor, or SourceError saying what stands in the way."""
     try:
         return api.init(api.FAN_CLASS_NOTIF | api.FAN_REPORT_DFID_NAME_TARGET)
     except OSError as exc:
