@@ -13,8 +13,7 @@ from pipeline.engine import run_plan
 from pipeline.engine.reload import config_watcher
 from pipeline.engine.runner import Observer
 from pipeline.errors import ConfigError
-from pipeline.observe.address import HttpAddress, parse_http_address
-from pipeline.observe.auth import TOKEN_ENV
+from pipeline.observe.address import TOKEN_ENV, HttpAddress, parse_http_address
 from pipeline.options import parse_duration
 from pipeline.registry import build_registry
 

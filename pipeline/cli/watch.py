@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from pipeline.components import ComponentKind
 from pipeline.config import load_config_data
 from pipeline.engine import run_plan
 from pipeline.event import EventKind
@@ -82,7 +83,10 @@ def handle(args: argparse.Namespace) -> int:
             }
         },
     }
-    registry = build_registry()
+    # A built-in source needs no installed plugin: skip importing them (a faster start).
+    registry = build_registry(autoload=False)
+    if registry.get(ComponentKind.SOURCE, args.source) is None:
+        registry = build_registry()
     plan = load_config_data(data, registry, source="pipeline watch", config_dir=Path.cwd())
     asyncio.run(run_plan(plan, registry))
     return 0

@@ -5,6 +5,9 @@ from __future__ import annotations
 import dataclasses
 import ipaddress
 
+TOKEN_ENV = "FSPIPELINE_HTTP_TOKEN"
+"""Where `pipeline run --http` reads its bearer token from, if not from --http-token."""
+
 LOOPBACK = "127.0.0.1"
 
 

@@ -7,7 +7,9 @@ import hmac
 from aiohttp import web
 from aiohttp.typedefs import Handler, Middleware
 
-TOKEN_ENV = "FSPIPELINE_HTTP_TOKEN"
+from pipeline.observe.address import TOKEN_ENV
+
+__all__ = ["TOKEN_ENV", "presented_token"]
 
 
 def presented_token(request: web.Request) -> str | None:
