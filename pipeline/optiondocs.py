@@ -33,11 +33,16 @@ _NAMED_TYPES = {
 
 
 def _named_type(metadata: list[Any]) -> str | None:
-    """The name users know a validated option type by (duration, size, ...), if any."""
+    """The name users know a validated option type by (duration, size, ...), if any.
+
+    Plugins get the same names by naming their validators alike: any `validate_*_template`
+    reads as `template`."""
     for item in metadata:
         name = getattr(getattr(item, "func", None), "__name__", "")
         if name in _NAMED_TYPES:
             return _NAMED_TYPES[name]
+        if name.startswith("validate_") and name.endswith("_template"):
+            return "template"
     return None
 
 
@@ -72,9 +77,13 @@ def describe_type(annotation: Any, metadata: list[Any] | None = None) -> str:
             return "path"
         if issubclass(annotation, BaseModel):
             return "mapping"
-        return {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(
-            annotation.__name__, annotation.__name__
-        )
+        return {
+            "str": "string",
+            "int": "integer",
+            "float": "number",
+            "bool": "boolean",
+            "SecretStr": "secret string",
+        }.get(annotation.__name__, annotation.__name__)
     return str(annotation)
 
 

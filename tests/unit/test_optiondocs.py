@@ -71,6 +71,7 @@ def test_delivery_options() -> None:
         "queue_size",
         "concurrency",
         "max_attempts",
+        "send_timeout",
         "retry_backoff",
         "retry_max_backoff",
         "batch_size",
@@ -80,6 +81,10 @@ def test_delivery_options() -> None:
     ]
     assert (docs["queue_size"].type, docs["queue_size"].default) == ("integer", "1024")
     assert (docs["max_attempts"].type, docs["max_attempts"].default) == ("integer", "3")
+    assert (docs["send_timeout"].type, docs["send_timeout"].default) == (
+        "duration, or null",
+        "null",
+    )
     assert (docs["retry_backoff"].type, docs["retry_backoff"].default) == ("duration", "500ms")
     assert all(doc.doc for doc in docs.values())
 
