@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qsl, unquote, urlsplit
-
-import httpx
 
 from pipeline.components import ComponentContext, Sink
 from pipeline.errors import PipelineError
@@ -23,6 +22,9 @@ from pipeline.sinks.webhook_http import (
 )
 from pipeline.sinks.webhook_options import WebhookOptions, read_secret
 from pipeline.templates import TemplateError, compile_template
+
+if TYPE_CHECKING:
+    import httpx  # imported by open() and probe(): every `pipeline` command starts lighter
 
 POOL_SIZE = 100
 """Connections kept open to the endpoint (the engine's `concurrency` rarely needs more)."""
@@ -72,6 +74,8 @@ class WebhookSink(Sink[WebhookOptions]):
             self._client = None
 
     def _make_client(self) -> httpx.AsyncClient:
+        import httpx
+
         options = self.options
         headers = dict(options.headers)
         auth: httpx.BasicAuth | None = None
@@ -149,6 +153,8 @@ class WebhookSink(Sink[WebhookOptions]):
             raise WebhookError(f"url: {exc}", permanent=True) from None
 
     async def _request(self, url: str, payload: encode.Payload) -> None:
+        import httpx
+
         if self._client is None:
             raise WebhookError(f"{self.context.label} is not open")
         shown = shown_url(url)
@@ -176,6 +182,8 @@ class WebhookSink(Sink[WebhookOptions]):
 
     async def probe(self) -> None:
         """HEAD the URL (its host's root when templated); raise what stands in the way."""
+        import httpx
+
         templated = bool(self.url_template.fields)
         url = self.options.url
         if templated:

@@ -7,12 +7,14 @@ import ssl
 from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
-
-import httpx
+from typing import TYPE_CHECKING
 
 from pipeline.display import printable
 from pipeline.errors import DeliveryError, PipelineError
 from pipeline.redact import MASK, redact
+
+if TYPE_CHECKING:
+    import httpx  # imported when the first request is made: a lighter start
 
 SNIPPET_CHARS = 200
 """How much of a refused request's response body goes into the error."""
@@ -96,6 +98,8 @@ def refusal(response: httpx.Response, shown_url: str, secrets: Iterable[str]) ->
 
 def transport_failure(exc: Exception, shown_url: str) -> WebhookError:
     """The error for a request that got no answer: unreachable, TLS refused, timed out."""
+    import httpx
+
     detail = _first_message(exc)
     if isinstance(exc, httpx.TimeoutException):
         message = f"{shown_url}: no answer within the timeout ({type(exc).__name__})"
