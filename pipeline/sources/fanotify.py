@@ -4,20 +4,26 @@ from __future__ import annotations
 
 import asyncio
 import os
+import time
+from collections import deque
+from collections.abc import Awaitable, Mapping
 from datetime import UTC, datetime
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationInfo, field_validator
 
 from pipeline.components import ComponentContext, Emit, Source
-from pipeline.event import ALL_KINDS, Event, EventKind
+from pipeline.event import ALL_KINDS, EMPTY_META, Event, EventKind
 from pipeline.hookspecs import hookimpl
 from pipeline.linux import fanotify as api
+from pipeline.sources.catchup import Checkpoints
 from pipeline.sources.common import WatchOptions, prepare_roots
-from pipeline.sources.fanotify_index import TreeIndex, rescan
+from pipeline.sources.fanotify_index import TreeIndex
 from pipeline.sources.fanotify_marks import MOUNT_KINDS, Group, open_group
-from pipeline.sources.fanotify_paths import Folder, FolderMap, Root, Target, below
-from pipeline.sources.snapshot import Change, Entry, Snapshot, is_dir
+from pipeline.sources.fanotify_paths import Excluded, Folder, FolderMap, Root, below
+from pipeline.sources.fanotify_renames import Renames
+from pipeline.sources.fanotify_state import TreeState, unreported
+from pipeline.sources.snapshot import Snapshot, is_dir
 
 MERGED_ORDER: tuple[tuple[int, EventKind], ...] = (
     (api.FAN_CREATE, EventKind.CREATED),
@@ -32,6 +38,10 @@ MERGED_ORDER: tuple[tuple[int, EventKind], ...] = (
 # Opening a folder is listing it (ls, our own scans): noise, not a change, so not reported.
 FOLDER_LISTING = frozenset({EventKind.OPENED, EventKind.CLOSED_NOWRITE})
 STAT_CHANGES = api.FAN_CREATE | api.FAN_MODIFY | api.FAN_ATTRIB | api.FAN_CLOSE_WRITE
+ScanResult = tuple[Snapshot, list[tuple[str, bytes]]]
+"""A scan, and the (real path, handle key) of each folder it found."""
+HOLD_LIMIT = 64 << 20
+"""Bytes of events read ahead into memory while a scan runs or its changes are reported."""
 
 
 class FanotifyOptions(WatchOptions):
@@ -45,7 +55,8 @@ class FanotifyOptions(WatchOptions):
     350 bytes per entry: 350 MB for a million), so that after a kernel queue overflow
     exactly what changed is reported. Without it nothing is walked at start, but an
     overflow reports every file under the paths again (created, closed_write) and
-    misses what was deleted meanwhile."""
+    misses what was deleted meanwhile. With a `state_dir` the index is always kept: it
+    is the snapshot a restart catches up from."""
 
     @field_validator("mark")
     @classmethod
@@ -82,6 +93,14 @@ class FanotifySource(Source[FanotifyOptions]):
     `meta.scan: true`). Opening and closing a folder (listing it) is not reported. After a
     kernel queue overflow an `overflow` event is emitted for each path, then the paths are
     scanned and what changed is reported (`meta.scan: true`).
+
+    With a `state_dir`, what changed while the source was stopped is reported at start,
+    before live events (`meta.scan: true`; see `checkpoint_interval`): the marks are
+    placed first, then the paths are scanned and compared with the saved snapshot, so
+    nothing falls in between. The index is kept current from the events without a stat
+    per event; changed entries are stat-ed in one batch per checkpoint. A scan's
+    `closed_write` is held back for a file some process still has open for writing: its
+    own close is reported live.
     """
 
     type_name = "fanotify"
@@ -94,10 +113,34 @@ class FanotifySource(Source[FanotifyOptions]):
         self.group = Group()
         self.roots: list[Root] = []
         self.folders = FolderMap([], options.recursive, self.group.mounts)
-        self.index: TreeIndex | None = None
+        checkpoints = None
+        if context.state_dir is not None:
+            scope = {"source": self.type_name, "recursive": options.recursive}
+            checkpoints = Checkpoints(
+                context.state_dir, scope, options.checkpoint_interval, self.log
+            )
+        self.state = TreeState(
+            source=self.source,
+            wanted=self.wanted,
+            recursive=options.recursive,
+            checkpoints=checkpoints,
+        )
+        self.keep_index = options.index or checkpoints is not None
         self._kinds: dict[int, tuple[EventKind, ...]] = {}
         self._batch: list[api.FanEvent] = []
         self._gone: dict[bytes, tuple[bytes, bytes]] | None = None
+        self._unhandled: list[api.FanEvent] = []
+        """Events read but maybe not emitted when the source was stopped mid-batch."""
+        self._held: deque[bytes] = deque()
+        """Reads taken off the kernel queue ahead of their turn (see `_drain`)."""
+        self._held_size = 0
+        self.excluded = Excluded()
+        self.renames = self._renames()
+        self._opened = False
+
+    @property
+    def index(self) -> TreeIndex | None:
+        return self.state.index
 
     # -- marks -----------------------------------------------------------------------
 
@@ -112,52 +155,79 @@ class FanotifySource(Source[FanotifyOptions]):
         if missing:
             # The file-system mark sees it appear: no waiting machinery is needed.
             self.log.warning("watched path does not exist yet; waiting for it", paths=missing)
-        if self.context.state_dir is not None:
-            self.log.warning(
-                "the fanotify source does not catch up after a restart yet: changes made "
-                "while it is stopped are not reported"
-            )
         self.roots = sorted(roots, key=lambda r: len(r.path), reverse=True)
+        self._exclude_state_dir()
+        self._opened = False
         open_group(self.group, roots, self.wanted, self.options.mark)
         self.folders = FolderMap(roots, self.options.recursive, self.group.mounts, self.log)
         self.folders.lookahead = self._lookahead
-        if self.options.index:
-            snapshot, _, handles = await asyncio.to_thread(self._scan, None)
+        self.renames = self._renames()
+        previous = None
+        if self.keep_index:
+            # The marks are in place: whatever changes from now on is queued, so the
+            # scan and the events between them miss nothing.
+            previous = self.state.load([root.path for root in roots])
+            snapshot, handles = await self._while_draining(asyncio.to_thread(self._scan))
             self._adopt(snapshot, handles)
+            if previous is not None:
+                self.state.catch_up(previous, snapshot)
+        self._opened = True
         self.log.info(
             "watching",
             paths=[root.path for root in roots],
             mark=self.options.mark,
             file_systems=len(self.group.mounts),
             indexed=len(self.index) if self.index is not None else None,
+            catching_up=len(self.state.backlog) if previous is not None else None,
         )
+
+    def _renames(self) -> Renames:
+        return Renames(
+            self.folders,
+            self.state,
+            source=self.source,
+            wanted=self.wanted,
+            recursive=self.options.recursive,
+            excluded=self.excluded,
+        )
+
+    def _exclude_state_dir(self) -> None:
+        """Leave the state_dir alone if it lies in a watched tree: saving a checkpoint
+        is no change to report, and must not make the next checkpoint due."""
+        state_dir = self.context.state_dir
+        self.excluded = Excluded()
+        self.state.exclude = ()
+        if state_dir is None:
+            return
+        real = os.path.realpath(state_dir)
+        for root in self.roots:
+            if root.is_dir and root.contains(real) and real != root.real:
+                path = root.outward(real)
+                self.excluded = Excluded(path)
+                self.state.exclude = [path]
+                return
 
     # -- scans -----------------------------------------------------------------------
 
-    def _scan(
-        self, previous: dict[str, Entry] | None
-    ) -> tuple[Snapshot, list[Change], list[tuple[str, bytes]]]:
-        """Scan the trees (in a thread); the changes since `previous`, and folder handles."""
-        snapshot, changes = rescan(
-            [root.path for root in self.roots], self.options.recursive, previous
-        )
+    def _scan(self) -> ScanResult:
+        """Scan the trees (in a thread); the scan, and the handles of its folders."""
+        snapshot = self.state.scan([root.path for root in self.roots])
         handles: list[tuple[str, bytes]] = []
-        if self.options.index:
-            for path, entry in snapshot.entries.items():
-                root = self._root_of(path)
-                if root is None or not is_dir(entry):
-                    continue
-                real = root.real + path[len(root.path) :]
-                try:
-                    handle = api.name_to_handle(os.fsencode(real))
-                except OSError:
-                    continue
-                handles.append((real, self.group.fsids[root.path] + handle))
-        return snapshot, changes, handles
+        for path, entry in snapshot.entries.items():
+            root = self._root_of(path)
+            if root is None or not is_dir(entry):
+                continue
+            real = root.real + path[len(root.path) :]
+            try:
+                handle = api.name_to_handle(os.fsencode(real))
+            except OSError:
+                continue
+            handles.append((real, self.group.fsids[root.path] + handle))
+        return snapshot, handles
 
     def _adopt(self, snapshot: Snapshot, handles: list[tuple[str, bytes]]) -> None:
-        if self.options.index:
-            self.index = TreeIndex.from_entries(snapshot.entries)
+        if self.keep_index:
+            self.state.adopt(snapshot)
         for real, key in handles:
             self.folders.learn(real, key)
 
@@ -168,22 +238,75 @@ class FanotifySource(Source[FanotifyOptions]):
                 return root
         return None
 
+    def _scan_meta(self, path: str) -> Mapping[str, Any]:
+        root = self._root_of(path)
+        return root.meta if root is not None else EMPTY_META
+
     # -- events ----------------------------------------------------------------------
 
     async def run(self, emit: Emit) -> None:
+        state = self.state
+        if state.backlog:
+            backlog, state.backlog = state.backlog, []
+            await state.report(backlog, emit, self._scan_meta, self._drain)
+        state.unreported = None
         loop = asyncio.get_running_loop()
         fd = self.group.fd
         while True:
-            data = api.read_events(fd)
+            data = self._read()
             if data:
                 await self._handle(data, emit)
                 continue
-            future: asyncio.Future[None] = loop.create_future()
-            loop.add_reader(fd, _wake, future)
-            try:
-                await future
-            finally:
+            state.echoes.clear()  # every event queued before the last scan is handled
+            state.checkpoint(loop.time())  # every event read so far is emitted
+            await self._wait(fd, state.due())
+
+    def _read(self) -> bytes:
+        """The next read of events: those held in memory first, then the kernel's."""
+        if self._held:
+            data = self._held.popleft()
+            self._held_size -= len(data)
+            return data
+        return api.read_events(self.group.fd)
+
+    def _drain(self) -> None:
+        """Take what the kernel queued into memory, to be handled in turn: while a scan
+        runs, or its changes are reported (each probe of a file queues an event of its
+        own), the kernel queue must not overflow for want of a reader."""
+        while self._held_size < HOLD_LIMIT:
+            data = api.read_events(self.group.fd)
+            if not data:
+                return
+            self._held.append(data)
+            self._held_size += len(data)
+
+    async def _while_draining(self, work: Awaitable[ScanResult]) -> ScanResult:
+        """Await `work` (a scan in a thread), draining the kernel queue meanwhile."""
+        loop, fd = asyncio.get_running_loop(), self.group.fd
+
+        def readable() -> None:
+            self._drain()
+            if self._held_size >= HOLD_LIMIT:  # full: let the kernel queue fill up now
                 loop.remove_reader(fd)
+
+        loop.add_reader(fd, readable)
+        try:
+            return await work
+        finally:
+            loop.remove_reader(fd)
+
+    async def _wait(self, fd: int, deadline: float | None) -> None:
+        """Until events are queued, or the loop time `deadline` (None: no limit)."""
+        loop = asyncio.get_running_loop()
+        future: asyncio.Future[None] = loop.create_future()
+        loop.add_reader(fd, _wake, future)
+        timer = loop.call_at(deadline, _wake, future) if deadline is not None else None
+        try:
+            await future
+        finally:
+            loop.remove_reader(fd)
+            if timer is not None:
+                timer.cancel()
 
     def _lookahead(self, key: bytes) -> tuple[bytes, bytes] | None:
         """Where an event of this read says the (gone) folder `key` was: its rmdir or
@@ -212,51 +335,71 @@ class FanotifySource(Source[FanotifyOptions]):
             self._kinds[mask] = kinds
         return kinds
 
-    async def _handle(self, data: bytes, emit: Emit) -> None:
+    async def _handle(self, data: bytes, emit: Emit) -> None:  # noqa: PLR0912, PLR0915 - the hot path, kept in one loop: a call per event costs
         seen = datetime.now(UTC)
-        source, folders, index = self.source, self.folders, self.index
-        known, outside = folders.known, folders.outside
+        mark = time.time_ns()
+        source, folders, state = self.source, self.folders, self.state
+        known, outside, echoes = folders.known, folders.outside, state.echoes
+        excluded = self.excluded
         self._batch = batch = list(api.decode(data))
         self._gone = None
-        for event in batch:
-            mask = event.mask
-            if event.fd >= 0:
-                os.close(event.fd)  # not sent to a group that reports handles; be safe
-            key = event.dir
-            if key is None or mask & api.FAN_RENAME:
-                await self._special(event, emit, seen)
-                index = self.index  # an overflow replaces it
-                continue
-            folder = known.get(key)
-            if folder is None:
-                if outside.get(key) == folders.generation:
+        changed = False
+        position = 0
+        try:
+            for position, event in enumerate(batch):  # noqa: B007 - read in the handler
+                mask = event.mask
+                if event.fd >= 0:
+                    os.close(event.fd)  # not sent to a group that reports handles; be safe
+                key = event.dir
+                if key is None or mask & api.FAN_RENAME:
+                    await self._special(event, emit, seen, mark)
                     continue
-                folder = folders.folder(key)
+                folder = known.get(key)
                 if folder is None:
+                    if outside.get(key) == folders.generation:
+                        continue
+                    folder = folders.folder(key)
+                    if folder is None:
+                        continue
+                target = folder.target(event.name)
+                if target is None:
                     continue
-            target = folder.target(event.name)
-            if target is None:
-                continue
-            is_dir = bool(mask & api.FAN_ONDIR)
-            if is_dir:
-                self._folder_changed(folder, event)
-            if index is not None:
-                if mask & api.FAN_DELETE:
-                    index.discard(target.path)
-                elif mask & STAT_CHANGES:
-                    index.refresh(target.path)
-            meta = target.root.meta
-            for kind in self._kinds_of(mask):
-                await emit(Event(kind, target.path, source, is_dir, None, seen, meta))
+                path = target.path
+                if excluded and path in excluded:
+                    continue
+                is_dir = bool(mask & api.FAN_ONDIR)
+                if is_dir:
+                    self._folder_changed(folder, event)
+                kinds = self._kinds_of(mask)
+                if echoes.active and kinds:
+                    kinds = state.unechoed(kinds, path)
+                meta = target.root.meta
+                for kind in kinds:
+                    await emit(Event(kind, path, source, is_dir, None, seen, meta))
+                # Only once emitted: a stop in between leaves the change to the next start.
+                index = state.index
+                if index is not None:
+                    if mask & api.FAN_DELETE:
+                        index.discard(path)
+                        changed = True
+                    elif mask & STAT_CHANGES:
+                        index.touch(path, mark, folder=is_dir)
+                        changed = True
+        except BaseException:
+            self._unhandled = batch[position:]
+            raise
+        finally:
+            if changed:
+                state.changed = True
         self._batch = []
         self._gone = None
 
-    async def _special(self, event: api.FanEvent, emit: Emit, seen: datetime) -> None:
+    async def _special(self, event: api.FanEvent, emit: Emit, seen: datetime, mark: int) -> None:
         """A rename, an overflow, or an event without a folder (not about a path: dropped)."""
         if event.mask & api.FAN_Q_OVERFLOW:
             await self._overflow(emit, seen)
         elif event.dir is not None:
-            await self._renamed(event, emit, seen)
+            await self.renames.renamed(event, emit, seen, mark)
 
     def _folder_changed(self, parent: Folder, event: api.FanEvent) -> None:
         """Remember the handle of a folder made, and keep that of one removed, a while."""
@@ -267,111 +410,69 @@ class FanotifySource(Source[FanotifyOptions]):
         if event.mask & api.FAN_DELETE:
             self.folders.deleted(event.obj)
 
-    async def _renamed(self, event: api.FanEvent, emit: Emit, seen: datetime) -> None:
-        folders = self.folders
-        old = folders.folder(event.dir) if event.dir is not None else None
-        new = folders.folder(event.dir2) if event.dir2 is not None else None
-        is_dir = bool(event.mask & api.FAN_ONDIR)
-        if is_dir and event.obj is not None and (old is not None or new is not None):
-            folders.moved(old, event.name, new, event.name2, event.obj)
-        src = old.target(event.name) if old is not None else None
-        dst = new.target(event.name2) if new is not None else None
-        if dst is not None:
-            if EventKind.MOVED in self.wanted:
-                await emit(
-                    Event(
-                        EventKind.MOVED,
-                        dst.path,
-                        self.source,
-                        is_dir,
-                        src.path if src is not None else None,
-                        seen,
-                        dst.root.meta,
-                    )
-                )
-            if self.index is not None:
-                if src is not None:
-                    self.index.move(src.path, dst.path)
-                else:
-                    self.index.refresh(dst.path)
-            if src is None and is_dir and self.options.recursive:
-                await self._announce(dst, emit, seen)
-        elif src is not None:
-            if EventKind.DELETED in self.wanted:
-                await emit(
-                    Event(
-                        EventKind.DELETED, src.path, self.source, is_dir, None, seen, src.root.meta
-                    )
-                )
-            if self.index is not None:
-                self.index.discard_tree(src.path)
-
-    async def _announce(self, top: Target, emit: Emit, seen: datetime) -> None:
-        """Report what a folder moved in from outside holds (created, closed_write)."""
-        meta = top.root.scan_meta
-        report_created = EventKind.CREATED in self.wanted
-        report_closed = EventKind.CLOSED_WRITE in self.wanted
-        stack = [top.path]
-        while stack:
-            try:
-                with os.scandir(stack.pop()) as listing:
-                    found = [(e.path, e.is_dir(follow_symlinks=False)) for e in listing]
-            except OSError:
-                continue
-            for path, folder in found:
-                if folder:
-                    stack.append(path)
-                if self.index is not None:
-                    self.index.refresh(path)
-                if report_created:
-                    await emit(
-                        Event(EventKind.CREATED, path, self.source, folder, None, seen, meta)
-                    )
-                if report_closed and not folder:
-                    await emit(
-                        Event(EventKind.CLOSED_WRITE, path, self.source, False, None, seen, meta)
-                    )
-
     async def _overflow(self, emit: Emit, seen: datetime) -> None:
         self.log.warning(
             "fanotify queue overflowed; events were lost by the kernel, rescanning",
             paths=[root.path for root in self.roots],
         )
-        for root in self.roots:
+        for root in self.roots:  # whatever `events` says: the user must know
             await emit(
                 Event(
                     EventKind.OVERFLOW, root.path, self.source, root.is_dir, None, seen, root.meta
                 )
             )
         self.folders.forget()  # folder renames may have been lost too
-        previous = self.index.entries() if self.index is not None else {}
-        snapshot, changes, handles = await asyncio.to_thread(self._scan, previous)
+        before = self.index.entries() if self.index is not None else None
+        snapshot, handles = await self._while_draining(asyncio.to_thread(self._scan))
         self._adopt(snapshot, handles)
-        report_closed = EventKind.CLOSED_WRITE in self.wanted
-        roots = {root.path for root in self.roots}
-        for change in changes:
-            owner = self._root_of(change.path)
-            if owner is None or (change.path in roots and not previous):
-                continue
-            if change.kind in self.wanted:
-                await emit(self._scanned(change, change.kind, owner))
-            if (
-                report_closed
-                and not change.is_dir
-                and change.kind in (EventKind.CREATED, EventKind.MODIFIED)
-            ):
-                await emit(self._scanned(change, EventKind.CLOSED_WRITE, owner))
+        root_paths = [root.path for root in self.roots]
+        changes = self.state.changes_after_overflow(before, snapshot, root_paths)
+        roots = set(root_paths)
+        if before is not None:  # until all is reported, a stop keeps the state before
+            self.state.unreported = (before, root_paths)
+        await self.state.report(
+            (
+                change
+                for change in changes
+                if self._root_of(change.path) is not None
+                and not (change.path in roots and before is None)
+            ),
+            emit,
+            self._scan_meta,
+            self._drain,
+        )
+        self.state.unreported = None
         self.log.info("rescan after overflow done", changes=len(changes))
 
-    def _scanned(self, change: Change, kind: EventKind, root: Root) -> Event:
-        return Event(
-            kind, change.path, self.source, change.is_dir, change.src_path, meta=root.scan_meta
-        )
+    # -- stop --------------------------------------------------------------------------
 
     async def close(self) -> None:
+        if self._opened and self.group.fd >= 0:
+            self.state.settle()  # stat first, read the queue after: what changes between is in it
+            unknown, lost = self._unreported_paths()
+            await self.state.close([root.path for root in self.roots], unknown, lost=lost)
+        self._opened = False
+        self._unhandled = []
+        self._held.clear()
+        self._held_size = 0
         self.group.close()
         self.folders.forget()
-        self.index = None
+
+    def _unreported_paths(self) -> tuple[list[str], bool]:
+        """See `fanotify_state.unreported`: the events read but maybe not emitted, and
+        those still queued."""
+        events = list(self._unhandled)
+        while data := self._read():
+            events.extend(api.decode(data))
+        self._batch, self._gone = events, None  # where a gone folder's lookahead looks
+        try:
+            return unreported(events, self._target)
+        finally:
+            self._batch, self._gone = [], None
+
+    def _target(self, key: bytes, name: bytes) -> str | None:
+        target = self.folders.target(key, name)
+        return target.path if target is not None and target.path not in self.excluded else None
 
 
 def _wake(future: asyncio.Future[None]) -> None:

@@ -1,18 +1,26 @@
-"""The last known state of the `fanotify` source's trees, to find what an overflow hid.
+"""The last known state of the `fanotify` source's trees, to find what it missed.
 
-An index holds the stat entry (see `pipeline.sources.snapshot.Entry`) of every path under
-the configured paths, grouped by folder so that a folder rename moves its subtree without
+An index holds an entry (see `pipeline.sources.snapshot.Entry`) for every path under the
+configured paths, grouped by folder so that a folder rename moves its subtree without
 looking at every path. It is built by one scan at start and kept current from the events
-(one `lstat` per reported change). After a kernel queue overflow the trees are scanned
-again and `snapshot.diff` turns index → scan into the changes to report.
+without any I/O on the hot path: a path an event touched holds a stand-in entry with the
+*mark* of that event (`treeindex.pseudo_entry`) until `settle` stats it, in one batch per
+checkpoint. After a kernel queue overflow, or at the next start, a scan is compared with
+it (`treeindex.reconcile` resolves the marks) to tell what changed since.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 
-from pipeline.sources.snapshot import Change, Entry, Snapshot, diff, entry_of, is_dir, scan
+from pipeline.sources.snapshot import Entry, entry_of, is_dir
+from pipeline.sources.treeindex import is_pseudo, pseudo_entry
+
+UNKNOWN = 0
+"""The mark of a path whose last change may not have been reported: any file time is
+newer, so the next comparison reports it."""
 
 
 def _split(path: str) -> tuple[str, str]:
@@ -25,12 +33,14 @@ def _join(parent: str, name: str) -> str:
 
 
 class TreeIndex:
-    """Path → stat entry, as {folder path: {entry name: entry}}."""
+    """Path → entry (stat, or a stand-in for a mark), as {folder path: {entry name: entry}}."""
 
-    __slots__ = ("tree",)
+    __slots__ = ("dirty", "tree")
 
     def __init__(self) -> None:
         self.tree: dict[str, dict[str, Entry]] = {}
+        self.dirty: set[str] = set()
+        """Folders (keys of `tree`) holding stand-ins that `settle` should stat."""
 
     @classmethod
     def from_entries(cls, entries: Mapping[str, Entry]) -> TreeIndex:
@@ -42,6 +52,8 @@ class TreeIndex:
             if folder is None:
                 folder = tree[parent] = {}
             folder[name] = entry
+            if is_pseudo(entry):
+                index.dirty.add(parent)
         return index
 
     def __len__(self) -> int:
@@ -55,25 +67,27 @@ class TreeIndex:
             for name, entry in folder.items()
         }
 
-    def folders(self) -> Iterable[str]:
-        """Every path known to be a folder."""
-        for parent, folder in self.tree.items():
-            for name, entry in folder.items():
-                if is_dir(entry):
-                    yield _join(parent, name)
-
-    def refresh(self, path: str) -> None:
-        """Record what `path` is now (forget it if it is gone)."""
-        try:
-            st = os.lstat(path)
-        except OSError:
-            self.discard(path)
-            return
+    def get(self, path: str) -> Entry | None:
         parent, name = _split(path)
         folder = self.tree.get(parent)
-        if folder is None:
-            folder = self.tree[parent] = {}
-        folder[name] = entry_of(st)
+        return folder.get(name) if folder is not None else None
+
+    # -- from events (no I/O) ----------------------------------------------------------
+
+    def touch(self, path: str, mark: int, *, folder: bool) -> None:
+        """An event about `path` was reported at `mark` (time_ns): remember only that."""
+        parent, name = _split(path)
+        entries = self.tree.get(parent)
+        if entries is None:
+            entries = self.tree[parent] = {}
+        entries[name] = pseudo_entry(mark, folder=folder)
+        self.dirty.add(parent)
+
+    def unknown(self, path: str) -> None:
+        """The last change of `path` may not have been reported: count it changed."""
+        current = self.get(path)
+        if current is not None:
+            self.touch(path, UNKNOWN, folder=is_dir(current))
 
     def discard(self, path: str) -> None:
         """Forget `path` (a folder's entries are forgotten by their own deletions)."""
@@ -81,7 +95,9 @@ class TreeIndex:
         folder = self.tree.get(parent)
         if folder is not None and folder.pop(name, None) is not None and not folder:
             del self.tree[parent]
-        self.tree.pop(path, None)
+            self.dirty.discard(parent)
+        if self.tree.pop(path, None) is not None:
+            self.dirty.discard(path)
 
     def discard_tree(self, path: str) -> None:
         """Forget `path` and everything below it (a folder moved out)."""
@@ -89,22 +105,37 @@ class TreeIndex:
         prefix = path + "/"
         for parent in [p for p in self.tree if p.startswith(prefix)]:
             del self.tree[parent]
+            self.dirty.discard(parent)
 
-    def move(self, old: str, new: str) -> None:
-        """`old` was renamed to `new`: move its entry and, for a folder, its subtree."""
+    def move(self, old: str, new: str, mark: int, *, folder: bool) -> None:
+        """`old` was renamed to `new` (reported at `mark`): move its entry and, for a
+        folder, its subtree. Costs one step per folder of the index."""
         prefix = old + "/"
         for parent in [p for p in self.tree if p == old or p.startswith(prefix)]:
-            self.tree[new + parent[len(old) :]] = self.tree.pop(parent)
+            moved = new + parent[len(old) :]
+            self.tree[moved] = self.tree.pop(parent)
+            if parent in self.dirty:
+                self.dirty.discard(parent)
+                self.dirty.add(moved)
         self.discard(old)
-        self.refresh(new)
+        self.touch(new, mark, folder=folder)
 
+    # -- at checkpoints ----------------------------------------------------------------
 
-def rescan(
-    roots: Sequence[str], recursive: bool, previous: Mapping[str, Entry] | None
-) -> tuple[Snapshot, list[Change]]:
-    """Scan the trees; return the scan and the changes since `previous` (none if None).
-
-    Blocking (one stat per entry): run it in a thread.
-    """
-    snapshot = scan(roots, recursive=recursive)
-    return snapshot, ([] if previous is None else diff(previous, snapshot.entries))
+    def settle(self, stat: Callable[[str], os.stat_result] = os.lstat) -> list[str]:
+        """Replace the stand-ins by stat entries; return the paths replaced. A path gone
+        keeps its stand-in: its deletion is on its way, or the next comparison finds it."""
+        tree = self.tree
+        settled: list[str] = []
+        for parent in self.dirty:
+            entries = tree.get(parent)
+            if entries is None:
+                continue
+            for name, entry in entries.items():
+                if is_pseudo(entry):
+                    path = _join(parent, name)
+                    with contextlib.suppress(OSError):
+                        entries[name] = entry_of(stat(path))
+                        settled.append(path)
+        self.dirty.clear()
+        return settled

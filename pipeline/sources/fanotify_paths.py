@@ -66,6 +66,22 @@ class Root:
         return self.path + real[len(self.real) :]
 
 
+class Excluded:
+    """A folder inside the watched trees whose events are dropped (the state_dir there)."""
+
+    __slots__ = ("path", "prefix")
+
+    def __init__(self, path: str | None = None) -> None:
+        self.path = path
+        self.prefix = below(path) if path is not None else ""
+
+    def __bool__(self) -> bool:
+        return self.path is not None
+
+    def __contains__(self, path: str) -> bool:
+        return self.path is not None and (path == self.path or path.startswith(self.prefix))
+
+
 class Target(NamedTuple):
     """A watched path an event is about, and the configured path it belongs to."""
 
@@ -150,6 +166,13 @@ class FolderMap:
             self._mark_outside(key)
             return None
         return self.learn(real, key)
+
+    def target(self, key: bytes, name: bytes) -> Target | None:
+        """The watched path of entry `name` in the folder with handle key `key`, if any."""
+        folder = self.known.get(key)
+        if folder is None:
+            folder = self.folder(key)
+        return folder.target(name) if folder is not None else None
 
     def learn(self, real: str, key: bytes) -> Folder | None:
         """Cache the verdict for the folder at `real` whose handle key is `key`."""

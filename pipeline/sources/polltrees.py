@@ -1,7 +1,8 @@
 """Folders a watching source could not watch (no watch left), polled with stat scans instead.
 
 Each such folder is scanned, with everything below it, every `interval`, in a worker
-thread; what changed between two scans is reported like the `poll` source reports it.
+thread; what changed between two scans is reported like the `poll` source reports it. A
+rescan lists only the folders whose times moved (see `snapshot.scan`, `reuse_listings`).
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ class PolledTrees:
         return bool(self.tops)
 
     def _scan(self, top: str, previous: Snapshot | None) -> Snapshot:
-        return scan([top], previous=previous, follow_symlinks=self.follow)
+        return scan([top], previous=previous, follow_symlinks=self.follow, reuse_listings=True)
 
     def add(self, top: str) -> Mapping[str, Entry]:
         """Start polling `top` (unless a top above it is polled); return what it holds."""
@@ -58,5 +59,6 @@ class PolledTrees:
                 continue  # dropped or renamed meanwhile
             self.tops[top] = current
             # The top itself is in a watched folder, whose events report it.
-            changes.extend(c for c in diff(previous.entries, current.entries) if c.path != top)
+            found = diff(previous.entries, current.entries, touched=current.touched)
+            changes.extend(c for c in found if c.path != top)
         return changes

@@ -2,17 +2,29 @@
 
 This is the pure part of the `poll` source: `scan` reads a tree through an injectable
 `scandir`/`stat` (the real ones by default), `diff` compares two snapshots without I/O.
+
+A scan that is given the previous scan can reuse what it knows (`reuse_listings`): a
+folder whose identity and times are what they were when it was last listed is not
+listed again (its entries are still stat-ed, by name through the folder's descriptor:
+a file's change does not touch its folder); a hash per entry, kept in one array per
+folder, tells an unchanged folder at once, whose entries and path strings are then
+taken from the previous scan; and the scan notes which entries it found changed
+(`Snapshot.touched`), so that `diff` looks at those only. That saves about a third of
+a scan of an unchanged tree; what is left is mostly the stat of each entry.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import errno
+import operator
 import os
 import stat as statmod
+import time
+from array import array
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager
-from typing import NamedTuple, Protocol
+from typing import NamedTuple, Protocol, cast
 
 from pipeline.event import EventKind
 
@@ -26,6 +38,18 @@ is not a change of the folder itself.
 MODE, DEV, INO, SIZE, MTIME_NS, CTIME_NS, UID, GID = range(8)
 
 _GONE = (errno.ENOENT, errno.ENOTDIR)
+_FILE_ENTRY = operator.attrgetter(
+    "st_mode", "st_dev", "st_ino", "st_size", "st_mtime_ns", "st_ctime_ns", "st_uid", "st_gid"
+)  # builds a file's entry in one C call
+_S_IFMT = 0o170000  # the file-type bits of st_mode, as stat.S_IFMT masks them
+RACY_NS = 3_000_000_000
+"""A folder whose times are this close to the moment it was listed may change again
+without its times changing (they have the kernel's coarse clock, and FAT keeps them to
+2 s): its listing is not reused. Also covers a network server's clock a little behind."""
+UNSEEN = -1  # never the hash of anything: Python maps a hash of -1 to -2
+CHUNK = 256
+"""Entries stat-ed between two moves of `ScanProgress.steps` on the quick path."""
+_OPEN_FOLDER = os.O_RDONLY | getattr(os, "O_DIRECTORY", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
 class DirEntryLike(Protocol):
@@ -51,10 +75,25 @@ def entry_of(st: os.stat_result) -> Entry:
     """The snapshot entry for one `stat` result."""
     if statmod.S_ISDIR(st.st_mode):
         return (st.st_mode, st.st_dev, st.st_ino, 0, st.st_mtime_ns, 0, st.st_uid, st.st_gid)
-    return (
-        st.st_mode, st.st_dev, st.st_ino, st.st_size,
-        st.st_mtime_ns, st.st_ctime_ns, st.st_uid, st.st_gid,
-    )  # fmt: skip
+    return cast(Entry, _FILE_ENTRY(st))
+
+
+class Listing(NamedTuple):
+    """A folder as it was listed: its identity and times then, and what it held."""
+
+    dev: int
+    ino: int
+    mtime_ns: int
+    ctime_ns: int
+    paths: tuple[str, ...]
+    names: tuple[str, ...]
+    """The last component of each of `paths` (entries are stat-ed by name)."""
+    hashes: array[int]
+    """For each entry, the hash of its raw stat fields (`_FILE_ENTRY`) at the last scan
+    (UNSEEN if it could not be stat-ed): comparing 8 bytes per entry, in one array,
+    tells an unchanged folder without touching the entries of the previous scan."""
+    folders: tuple[int, ...]
+    """The positions of the entries that were folders."""
 
 
 @dataclasses.dataclass(slots=True)
@@ -67,6 +106,11 @@ class Snapshot:
     """Folders not (fully) read this time, to why; what was last seen in them is kept."""
     missing: list[str] = dataclasses.field(default_factory=list)
     """Roots that do not exist (any more)."""
+    listings: dict[str, Listing] = dataclasses.field(default_factory=dict)
+    """With `reuse_listings`: the folders whose listing the next scan may reuse."""
+    touched: set[str] | None = None
+    """With `reuse_listings` and a previous scan: the paths whose entry is not the one
+    that scan held (new or changed). `diff` from that scan needs to look at these only."""
 
 
 class ScanCancelled(Exception):
@@ -98,6 +142,7 @@ def scan(
     scandir: ScanDir = os.scandir,
     stat: Stat = os.stat,
     follow_symlinks: bool = False,
+    reuse_listings: bool = False,
 ) -> Snapshot:
     """Stat every path under `roots`; symlinks below a root are not followed, unless
     `follow_symlinks` (then a link has its target's entry, a folder reached twice, as a
@@ -107,9 +152,17 @@ def scan(
     and is listed in `problems`; so does one in `skip`, without being listed. A folder
     that vanished while being read counts as empty. Raises ScanCancelled once
     `progress.cancelled` is set (checked between folders).
+
+    `reuse_listings` (POSIX; entries are then stat-ed with `os.lstat`, not through
+    `scandir`): a folder whose device, inode, mtime and ctime are those `previous` listed
+    it with is not listed again, and the snapshot records `listings` and `touched`. Only
+    for file systems that update a folder's times when entries are added, removed or
+    renamed, as POSIX requires (some FUSE file systems do not).
     """
     walk = _Walk(previous, recursive, skip, progress or ScanProgress(), scandir)
     walk.follow = follow_symlinks
+    if reuse_listings:
+        walk.reuse(previous)
     for root in roots:
         if root in skip:
             walk.keep(root, tree=True)
@@ -124,7 +177,7 @@ def scan(
                 walk.snap.problems[root] = exc.strerror or str(exc)
                 walk.keep(root, tree=True)
             continue
-        walk.snap.entries[root] = entry_of(st)
+        walk.entry(root, entry_of(st))
         if statmod.S_ISDIR(st.st_mode):
             walk.visited.add((st.st_dev, st.st_ino))
             walk.tree(root)
@@ -152,6 +205,23 @@ class _Walk:
         self.kept_trees: set[str] = set()  # folders whose previous contents are kept
         self.follow = False
         self.visited: set[tuple[int, int]] = set()  # (st_dev, st_ino) of folders read
+        self.reusing = False
+        self.listed: Mapping[str, Listing] = {}
+
+    def entry(self, path: str, entry: Entry) -> None:
+        """Record `path`'s entry (the previous one, if equal: it is then not touched)."""
+        before = self.old.get(path)
+        if before == entry:
+            self.snap.entries[path] = before
+            return
+        self.snap.entries[path] = entry
+        if self.snap.touched is not None:
+            self.snap.touched.add(path)
+
+    def reuse(self, previous: Snapshot | None) -> None:
+        self.reusing = True
+        self.listed = previous.listings if previous is not None else {}
+        self.snap.touched = set() if previous is not None else None
 
     def keep(self, path: str, *, tree: bool) -> None:
         self.kept_paths.add(path)
@@ -177,6 +247,9 @@ class _Walk:
 
     def folder(self, folder: str, stack: list[str]) -> None:
         """Read one folder into the snapshot; push its subfolders onto `stack`."""
+        if self.reusing:
+            self.reread(folder, stack)
+            return
         entries, progress, recursive = self.snap.entries, self.progress, self.recursive
         isdir = statmod.S_ISDIR
         with self.scandir(folder) as listing:
@@ -197,6 +270,140 @@ class _Walk:
                             continue  # a loop, or a folder already read by another path
                         self.visited.add(identity)
                     stack.append(item.path)
+
+    def reread(self, folder: str, stack: list[str]) -> None:
+        """`folder` in a scan that reuses listings: list it only if its times changed."""
+        now = time.time_ns()
+        handle = os.open(folder, _OPEN_FOLDER)  # an open, unlike a stat, revalidates NFS
+        try:
+            st = os.fstat(handle)
+            times = (st.st_dev, st.st_ino, st.st_mtime_ns, st.st_ctime_ns)
+            before = self.listed.get(folder)
+            if before is not None and before[:4] == times:
+                paths, names = before.paths, before.names
+                hashes, folders = self.recheck(folder, handle, before, stack)
+            else:
+                paths, names = self.entries_of(folder)
+                hashes, folders = self.restat(folder, handle, paths, names, stack)
+        finally:
+            os.close(handle)
+        if st.st_mtime_ns < now - RACY_NS and st.st_ctime_ns < now - RACY_NS:
+            self.snap.listings[folder] = Listing(*times, paths, names, hashes, folders)
+
+    def entries_of(self, folder: str) -> tuple[tuple[str, ...], tuple[str, ...]]:
+        """The paths of the entries of `folder`, and their names."""
+        found: list[str] = []
+        progress = self.progress
+        with self.scandir(folder) as listing:
+            for item in listing:
+                progress.steps += 1
+                found.append(item.path)
+        cut = len(below(folder))
+        return tuple(found), tuple([path[cut:] for path in found])
+
+    def recheck(
+        self, folder: str, handle: int, before: Listing, stack: list[str]
+    ) -> tuple[array[int], tuple[int, ...]]:
+        """The entries of a folder listed as before: stat each, and if every hash is
+        what it was, take the previous entries whole (the usual case, in C loops)."""
+        if self.follow:  # a link's target may change while the link does not
+            return self.restat(folder, handle, before.paths, before.names, stack)
+        stat, raw, progress, names = os.stat, _FILE_ENTRY, self.progress, before.names
+        fresh: array[int] = array("q")
+        try:
+            for start in range(0, len(names), CHUNK):
+                chunk = names[start : start + CHUNK]
+                fresh.extend(
+                    [hash(raw(stat(n, dir_fd=handle, follow_symlinks=False))) for n in chunk]
+                )
+                progress.steps += len(chunk)
+        except OSError:  # gone or unreadable: the slow way tells which, and why
+            return self.restat(folder, handle, before.paths, before.names, stack)
+        paths = before.paths
+        if fresh == before.hashes:
+            olds = list(map(self.old.get, paths))
+            if None not in olds:
+                self.snap.entries.update(zip(paths, cast(list[Entry], olds), strict=True))
+                if self.recursive:
+                    stack.extend([paths[i] for i in before.folders])
+                return before.hashes, before.folders
+        return self.restat(folder, handle, paths, names, stack, known=(fresh, before))
+
+    def restat(  # noqa: PLR0912 - the hot loop of a poll, in one piece: a call per entry costs
+        self,
+        folder: str,
+        handle: int,
+        paths: tuple[str, ...],
+        names: tuple[str, ...],
+        stack: list[str],
+        *,
+        known: tuple[array[int], Listing] | None = None,
+    ) -> tuple[array[int], tuple[int, ...]]:
+        """Stat the entries of `folder` (open as `handle`: a stat by name through it
+        walks one path component, not all) one by one, keeping the previous entry and
+        path string where nothing changed. With `known` (fresh hashes, and the listing
+        they match), entries whose hash did not change are not stat-ed again. Returns
+        the entries' hashes and the positions of the folders among them."""
+        entries, old, touched = self.snap.entries, self.old, self.snap.touched
+        progress, recursive, follow = self.progress, self.recursive, self.follow
+        stat, raw, get, folder_bits = os.stat, _FILE_ENTRY, old.get, statmod.S_IFDIR
+        fresh, listed = known if known is not None else (None, None)
+        was_folder = frozenset(listed.folders) if listed is not None else frozenset()
+        hashes: array[int] = array("q")
+        folders: list[int] = []
+        for position, (path, name) in enumerate(zip(paths, names, strict=True)):
+            progress.steps += 1
+            if (
+                fresh is not None
+                and listed is not None
+                and fresh[position] == listed.hashes[position]
+            ):
+                before = get(path)
+                if before is not None:  # unchanged: as in the previous scan
+                    entries[path] = before
+                    hashes.append(fresh[position])
+                    if position in was_folder:
+                        folders.append(position)
+                        if recursive:
+                            stack.append(path)
+                    continue
+            try:
+                st = stat(name, dir_fd=handle, follow_symlinks=False)
+                fields = raw(st)
+                if follow and statmod.S_ISLNK(st.st_mode):
+                    st = self.target(path, st)
+                    fields = raw(st)
+            except OSError as exc:
+                hashes.append(UNSEEN)
+                self.unstatable(folder, path, exc)
+                continue
+            hashes.append(hash(fields))
+            mode = st.st_mode
+            if mode & _S_IFMT == folder_bits:
+                entry = (mode, st.st_dev, st.st_ino, 0, st.st_mtime_ns, 0, st.st_uid, st.st_gid)
+                folders.append(position)
+                if recursive and self.descend(st):
+                    stack.append(path)
+            else:
+                entry = fields
+            before = get(path)
+            if entry == before:
+                entries[path] = before
+            else:
+                entries[path] = entry
+                if touched is not None:
+                    touched.add(path)
+        return hashes, tuple(folders)
+
+    def descend(self, st: os.stat_result) -> bool:
+        """Whether to read a folder found: not one already read (a loop, with `follow`)."""
+        if not self.follow:
+            return True
+        identity = (st.st_dev, st.st_ino)
+        if identity in self.visited:
+            return False
+        self.visited.add(identity)
+        return True
 
     @staticmethod
     def target(path: str, link: os.stat_result) -> os.stat_result:
@@ -286,7 +493,9 @@ def _same_file(before: Entry, after: Entry) -> bool:
     )
 
 
-def diff(old: Mapping[str, Entry], new: Mapping[str, Entry]) -> list[Change]:
+def diff(
+    old: Mapping[str, Entry], new: Mapping[str, Entry], *, touched: Collection[str] | None = None
+) -> list[Change]:
     """The changes that turn `old` into `new`, in an order a mirror can replay.
 
     Order: folders that something is moved into are created first; then the moves (the
@@ -297,8 +506,11 @@ def diff(old: Mapping[str, Entry], new: Mapping[str, Entry]) -> list[Change]:
     is. A path now held by another file of the same type is reported as `created` (or as
     the `moved` that brought it there); one whose file type changed as `deleted`, then
     `created`.
+
+    `touched`, if given, holds every path of `new` whose entry may differ from `old`'s
+    (`Snapshot.touched` of a scan that reused `old`'s): only those are compared.
     """
-    appeared, gone, changed = _compare(old, new)
+    appeared, gone, changed = _compare(old, new, touched)
     if not (appeared or gone or changed):
         return []
     moves = _pair_moves(old, new, gone, appeared)  # new path -> old path
@@ -328,7 +540,7 @@ def diff(old: Mapping[str, Entry], new: Mapping[str, Entry]) -> list[Change]:
 
 
 def _compare(
-    old: Mapping[str, Entry], new: Mapping[str, Entry]
+    old: Mapping[str, Entry], new: Mapping[str, Entry], touched: Collection[str] | None
 ) -> tuple[list[str], list[str], list[str]]:
     """Paths that appeared, that are gone, and that changed but hold the same file.
 
@@ -339,7 +551,12 @@ def _compare(
     gone: list[str] = []
     changed: list[str] = []
     matched = 0
-    for path, entry in new.items():
+    pairs: Iterator[tuple[str, Entry]] = iter(new.items())
+    if touched is not None:  # every other path of `new` holds `old`'s entry: matched
+        compared = [path for path in sorted(touched) if path in new]
+        matched = len(new) - len(compared)
+        pairs = ((path, new[path]) for path in compared)
+    for path, entry in pairs:
         before = get(path)
         if before is None:
             appeared.append(path)

@@ -13,6 +13,7 @@ from structlog.testing import capture_logs
 
 from pipeline import Event
 from pipeline.errors import SourceError
+from pipeline.sources.fanotify import FanotifySource
 from pipeline.sources.inotify import InotifySource
 from pipeline.sources.poll import PollSource
 from tests.conftest import Running, make_component
@@ -20,6 +21,7 @@ from tests.conftest import Running, make_component
 pytestmark = pytest.mark.integration
 
 SOURCES = {
+    "fanotify": (FanotifySource, {"checkpoint_interval": "100ms"}),
     "inotify": (InotifySource, {"checkpoint_interval": "100ms"}),
     "poll": (PollSource, {"interval": "50ms", "checkpoint_interval": "100ms"}),
 }
@@ -43,7 +45,7 @@ def test_what_changed_while_stopped_is_reported_once_at_start(tmp_path: Path, ki
     (inbox / "sub").mkdir(parents=True)
     for name in ("a.csv", "b.csv", "keep.csv", "sub/old.csv"):
         (inbox / name).write_text("x")
-    closed = ["closed_write"] if kind == "inotify" else []
+    closed = ["closed_write"] if kind != "poll" else []
     kinds = ["created", "modified", "deleted", "moved", *closed]
 
     async def scenario() -> None:
@@ -139,12 +141,13 @@ def test_a_snapshot_of_other_paths_or_options_is_not_caught_up_from(
     asyncio.run(scenario())
 
 
-def test_an_inotify_source_restarted_in_place_catches_up_without_a_state_dir(
-    tmp_path: Path,
+@pytest.mark.parametrize("kind", ["fanotify", "inotify"])
+def test_a_source_restarted_in_place_catches_up_without_a_state_dir(
+    tmp_path: Path, kind: str
 ) -> None:
     # The engine restarts a source that failed by closing and opening it again.
     async def scenario() -> None:
-        source = with_state("inotify", tmp_path, None, paths=[str(tmp_path)])
+        source = with_state(kind, tmp_path, None, paths=[str(tmp_path)])
         events: list[Event] = []
 
         async def emit(event: Event) -> None:
@@ -176,11 +179,12 @@ def test_an_inotify_source_restarted_in_place_catches_up_without_a_state_dir(
     asyncio.run(scenario())
 
 
-def test_a_state_dir_inside_the_watched_folder_is_left_alone(tmp_path: Path) -> None:
+@pytest.mark.parametrize("kind", ["fanotify", "inotify"])
+def test_a_state_dir_inside_the_watched_folder_is_left_alone(tmp_path: Path, kind: str) -> None:
     state = tmp_path / ".fspipeline" / "t.sources[0]"
 
     async def scenario() -> None:
-        source = with_state("inotify", tmp_path, state, paths=[str(tmp_path)])
+        source = with_state(kind, tmp_path, state, paths=[str(tmp_path)])
         async with Running(source) as watch:
             (tmp_path / "a.csv").write_text("x")
             await asyncio.sleep(0.6)  # a checkpoint is taken, then written

@@ -244,6 +244,7 @@ def test_a_folder_that_vanishes_mid_scan_does_not_stop_the_scan(tmp_path: Path) 
         with capture_logs() as logs:
             async with Running(source) as watch:
                 (tmp_path / "other.csv").write_text("x")
+                (doomed / "y.csv").write_text("x")  # doomed changed: the next scan lists it
                 armed.set()
                 await watch.wait_for(lambda ev: len(ev) == 3)
                 await watch.settle()
@@ -308,6 +309,8 @@ def test_a_dead_share_is_skipped_whole_without_piling_up_threads(tmp_path: Path)
         with capture_logs() as logs:
             async with Running(source) as watch:
                 armed.set()
+                for folder in folders:  # changed: the next scan lists them, and hangs
+                    (folder / "new.csv").write_text("x")
                 crowded = "too many folders not answering; skipping the whole path"
                 for _ in range(100):  # 4 stalls of 200ms, then the share is skipped
                     if warnings(logs, crowded):
@@ -322,8 +325,10 @@ def test_a_dead_share_is_skipped_whole_without_piling_up_threads(tmp_path: Path)
                 assert watch.events == []  # the share is not read while it is dead
                 armed.clear()
                 released.set()
-                await watch.wait_for(lambda ev: len(ev) == 1)
-                assert watch.events[0].path == str(share / "late.csv")
+                await watch.wait_for(lambda ev: len(ev) == 1 + len(folders))
+                assert {e.path for e in watch.events} == {str(share / "late.csv")} | {
+                    str(folder / "new.csv") for folder in folders
+                }
 
     run(scenario())
 
@@ -419,5 +424,29 @@ def test_a_path_that_does_not_exist_yet_is_polled_for_with_wait_missing(tmp_path
                 ("created", str(later)),
                 ("created", str(later / "a.csv")),
             ]
+
+    run(scenario())
+
+
+def test_with_trust_folder_times_off_every_folder_is_listed_at_every_scan(tmp_path: Path) -> None:
+    for name in ("a", "b/c"):
+        (tmp_path / name).mkdir(parents=True)
+    listed: list[str] = []
+
+    def scandir(path: str) -> contextlib.AbstractContextManager[Iterator[DirEntryLike]]:
+        listed.append(path)
+        return os.scandir(path)
+
+    async def scenario() -> None:
+        source = poller(tmp_path, trust_folder_times=False)
+        source.scandir = scandir
+        async with Running(source) as watch:
+            await asyncio.sleep(0.5)  # about ten scans
+            (tmp_path / "b" / "c" / "x.csv").write_text("x")
+            await watch.wait_for(lambda ev: len(ev) == 1)
+        folders = [str(tmp_path / n) for n in ("", "a", "b", "b/c")]
+        counts = [listed.count(path) for path in folders]
+        assert min(counts) >= 5, counts  # a scan may have been cut short by the stop
+        assert max(counts) - min(counts) <= 1, counts
 
     run(scenario())

@@ -6,8 +6,8 @@ import io
 
 from rich.console import Console
 
-from pipeline.observe.live import summary
 from pipeline.engine.progress import ScanBoard
+from pipeline.observe.live import summary
 from pipeline.observe.render import duration, status_view
 from pipeline.observe.snapshot import ComponentStatus, RateMeter
 from pipeline.observe.terminal import ConsoleStream

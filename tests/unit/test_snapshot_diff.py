@@ -31,16 +31,27 @@ DELETED, MOVED = EventKind.DELETED, EventKind.MOVED
 
 
 class Tree:
-    """A tmp tree that is snapshotted before and after some changes."""
+    """A tmp tree that is snapshotted before and after some changes.
 
-    def __init__(self, root: Path) -> None:
+    With `reuse`, each scan is given the one before, as the poll source does: it keeps
+    what did not change and tells `diff` which entries to compare.
+    """
+
+    def __init__(self, root: Path, *, reuse: bool = False) -> None:
         self.root = root
-        self.before = scan([str(root)])
+        self.reuse = reuse
+        self.before = scan([str(root)], reuse_listings=reuse)
 
     def changes(self) -> list[tuple[EventKind, str, bool, str | None]]:
         """What changed since the last call, as (kind, relative path, is_dir, relative src)."""
-        after = scan([str(self.root)])
-        found = diff(self.before.entries, after.entries)
+        if self.reuse:
+            after = scan([str(self.root)], previous=self.before, reuse_listings=True)
+            assert after.touched is not None
+            found = diff(self.before.entries, after.entries, touched=after.touched)
+            assert found == diff(self.before.entries, after.entries)  # the same, cheaper
+        else:
+            after = scan([str(self.root)])
+            found = diff(self.before.entries, after.entries)
         self.before = after
         return [
             (
@@ -62,11 +73,11 @@ class Tree:
             handle.write(text)
 
 
-@pytest.fixture
-def tree(tmp_path: Path) -> Tree:
+@pytest.fixture(params=[False, True], ids=["full", "reuse"])
+def tree(tmp_path: Path, request: pytest.FixtureRequest) -> Tree:
     (tmp_path / "keep").mkdir()
     (tmp_path / "keep" / "old.csv").write_text("old")
-    return Tree(tmp_path)
+    return Tree(tmp_path, reuse=request.param)
 
 
 def test_nothing_changed_gives_nothing(tree: Tree) -> None:
