@@ -36,6 +36,30 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", *, debug: bo
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
+    _route_stdlib_logging(level)
+
+
+class _ToStructlog(logging.Handler):
+    """Hands the standard-library log records of libraries (broker clients, aiohttp) to
+    structlog, so they come out in the same format, redacted, and above a live status."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            message = record.getMessage()
+        except Exception:  # a library's bad format string must not break logging
+            message = str(record.msg)
+        logger = structlog.get_logger(record.name)
+        exc = record.exc_info if record.exc_info and record.exc_info[0] else None
+        logger.log(record.levelno, message, logger_name=record.name, exc_info=exc)
+
+
+def _route_stdlib_logging(level: str) -> None:
+    # Libraries are chatty at info; their warnings and errors are what a user needs, unless
+    # they asked for --log-level debug.
+    root = logging.getLogger()
+    root.handlers = [handler for handler in root.handlers if not isinstance(handler, _ToStructlog)]
+    root.addHandler(_ToStructlog())
+    root.setLevel(logging.DEBUG if level == "debug" else logging.WARNING)
 
 
 def _drop_tracebacks(

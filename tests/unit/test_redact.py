@@ -46,3 +46,24 @@ def test_every_log_line_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
     line = stream.getvalue()
     assert "topsecret" not in line
     assert json.loads(line)["url"] == "amqp://guest:***@h:5672/"
+
+
+def test_library_logs_come_out_as_structured_redacted_lines(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import logging
+
+    stream = io.StringIO()
+    monkeypatch.setattr(sys, "stderr", stream)
+    configure_logging("info", "json")
+    try:
+        logging.getLogger("aiormq.connection").warning(
+            "Connection to %s lost", "amqp://guest:topsecret@h:5672/"
+        )
+        logging.getLogger("aiormq.connection").info("chatter nobody asked for")
+    finally:
+        configure_logging()
+    [line] = stream.getvalue().splitlines()
+    record = json.loads(line)
+    assert record["event"] == "Connection to amqp://guest:***@h:5672/ lost"
+    assert (record["level"], record["logger_name"]) == ("warning", "aiormq.connection")
