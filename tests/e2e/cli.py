@@ -17,11 +17,17 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def pipeline(
-    *args: str, cwd: Path | None = None, timeout: float = 60
+    *args: str, cwd: Path | None = None, timeout: float = 60, env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
-    """Run `pipeline ARGS…` to completion."""
+    """Run `pipeline ARGS…` to completion (`env`: variables added to this environment)."""
     return subprocess.run(
-        [PIPELINE, *args], cwd=cwd, capture_output=True, text=True, timeout=timeout, check=False
+        [PIPELINE, *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        env={**os.environ, **env} if env else None,
     )
 
 

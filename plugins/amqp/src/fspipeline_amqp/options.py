@@ -2,29 +2,20 @@
 
 from __future__ import annotations
 
-import re
 from typing import Annotated, Any, Literal
 
-from pipeline import ComponentOptions, Duration
-from pipeline.templates import TemplateError, compile_template
+from pipeline import ComponentOptions, Duration, TemplateError, bind_constants, compile_template
 from pydantic import AfterValidator, Field, WithJsonSchema
 
 DEFAULT_URL = "amqp://guest:guest@localhost:5672/"
 
-_PIPELINE_FIELD = re.compile(r"(?<!\{)\{pipeline\}")
-
 
 def with_pipeline(text: str, pipeline: str) -> str:
-    """`text` with `{pipeline}` replaced by the pipeline's name (kept literal, braces and all).
-
-    The shared template placeholders are about the event; the pipeline a sink runs in is
-    not, so it is filled in once, before the template is compiled.
-    """
-    literal = pipeline.replace("{", "{{").replace("}", "}}")
-    return _PIPELINE_FIELD.sub(lambda _: literal, text)
+    """`text` with `{pipeline}` filled in (the event placeholders are filled per event)."""
+    return bind_constants(text, {"pipeline": pipeline})
 
 
-def _validate_name_template(text: str) -> str:
+def validate_name_template(text: str) -> str:
     try:
         compile_template(with_pipeline(text, "pipeline"))
     except TemplateError as exc:
@@ -34,7 +25,7 @@ def _validate_name_template(text: str) -> str:
 
 NameTemplate = Annotated[
     str,
-    AfterValidator(_validate_name_template),
+    AfterValidator(validate_name_template),
     WithJsonSchema({"type": "string", "format": "fspipeline-template", "examples": ["fs.{kind}"]}),
 ]
 """An exchange or routing-key template: the event placeholders plus `{pipeline}`."""
