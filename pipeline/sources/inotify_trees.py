@@ -194,15 +194,21 @@ class InotifyTrees:
         if queued:
             echoes = self.echoes
             want_closed = EventKind.CLOSED_WRITE in self.wanted
-            for change in changes:
+            for index, change in enumerate(changes):
                 kind, path = change.kind, change.path
                 known: Known = change.entry if change.entry is not None else UNREPORTED
                 if kind is EventKind.DELETED:
                     echoes.gone(path)
                     continue
-                if want_closed and kind in WRITTEN and self.still_open(path, known):
-                    busy.add(path)
-                    known = UNREPORTED
+                if want_closed and kind in WRITTEN:
+                    if self.still_open(path, known):
+                        busy.add(path)
+                        known = UNREPORTED
+                    elif (after := _restat(path)) is not None:
+                        # Written to between the scan and now, and closed since: the
+                        # state now is the one its queued close will carry.
+                        known = after
+                        changes[index] = change._replace(entry=after)
                 if kind is EventKind.CREATED:
                     echoes.arrived(path, known)
                 elif kind is EventKind.MOVED:
@@ -221,3 +227,11 @@ class InotifyTrees:
         )
         for event in events:
             await emit(event)
+
+
+def _restat(path: str) -> Entry | None:
+    """The file's state now, or None if it cannot be read."""
+    try:
+        return entry_of(os.lstat(path))
+    except OSError:
+        return None
