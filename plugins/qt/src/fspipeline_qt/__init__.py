@@ -1,0 +1,1 @@
+"""fspipeline plugin: the `qt` source, on Qt's QFileSystemWatcher (PySide6)."""
