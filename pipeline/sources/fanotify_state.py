@@ -24,7 +24,8 @@ from pipeline.sources.catchup import Checkpoints, changes_since, merge_saved
 from pipeline.sources.echoes import ScanEchoes
 from pipeline.sources.fanotify_index import TreeIndex
 from pipeline.sources.report import WRITTEN, change_events
-from pipeline.sources.snapshot import Change, Entry, Snapshot, diff, entry_of, scan
+from pipeline.sources.snapscan import scan
+from pipeline.sources.snapshot import Change, Entry, Snapshot, diff, entry_of
 from pipeline.sources.writers import open_for_writing
 
 State = tuple[dict[str, Entry], list[str]]

@@ -21,19 +21,8 @@ from pipeline.hookspecs import hookimpl
 from pipeline.options import Duration
 from pipeline.sources.catchup import Checkpoints, changes_since, merge_saved
 from pipeline.sources.common import WatchOptions, prepare_roots
-from pipeline.sources.snapshot import (
-    INO,
-    MTIME_NS,
-    SIZE,
-    Change,
-    Entry,
-    ScanDir,
-    ScanProgress,
-    Snapshot,
-    below,
-    diff,
-    scan,
-)
+from pipeline.sources.snapscan import ScanDir, ScanProgress, scan
+from pipeline.sources.snapshot import INO, MTIME_NS, SIZE, Change, Entry, Snapshot, below, diff
 
 POLL_KINDS: frozenset[EventKind] = frozenset(
     {EventKind.CREATED, EventKind.MODIFIED, EventKind.ATTRIB, EventKind.DELETED, EventKind.MOVED}

@@ -2,7 +2,7 @@
 
 Each such folder is scanned, with everything below it, every `interval`, in a worker
 thread; what changed between two scans is reported like the `poll` source reports it. A
-rescan lists only the folders whose times moved (see `snapshot.scan`, `reuse_listings`).
+rescan lists only the folders whose times moved (see `snapscan.scan`, `reuse_listings`).
 """
 
 from __future__ import annotations
@@ -11,7 +11,8 @@ import asyncio
 import functools
 from collections.abc import Mapping
 
-from pipeline.sources.snapshot import Change, Entry, Snapshot, below, diff, scan
+from pipeline.sources.snapscan import scan
+from pipeline.sources.snapshot import Change, Entry, Snapshot, below, diff
 
 
 class PolledTrees:

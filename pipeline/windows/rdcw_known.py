@@ -7,7 +7,7 @@ entry, `treeindex.pseudo_entry`) that `treeindex.reconcile` resolves against the
 scan, exactly as the inotify source's index does. `settle` turns marks into stat entries
 before a checkpoint is saved.
 
-Paths use the platform separator (`sep`), as `snapshot.scan` writes them.
+Paths use the platform separator (`sep`), as `snapscan.scan` writes them.
 """
 
 from __future__ import annotations

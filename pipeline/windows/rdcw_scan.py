@@ -1,7 +1,7 @@
 """File-system reads for the `windows` source: stat scans of its trees and single probes,
 through `\\\\?\\` paths so that trees deeper than MAX_PATH (260 characters) work.
 
-Scans go through `snapshot.scan`, the same as the poll source's, with one change: on
+Scans go through `snapscan.scan`, the same as the poll source's, with one change: on
 Windows `os.DirEntry.stat()` leaves the inode (file id) and device at 0, which a rescan
 needs to tell a move from a delete and a create, so each entry is stat-ed in full.
 """
@@ -14,7 +14,8 @@ import stat as statmod
 import sys
 from collections.abc import Collection, Iterator, Sequence
 
-from pipeline.sources.snapshot import Snapshot, scan
+from pipeline.sources.snapscan import scan
+from pipeline.sources.snapshot import Snapshot
 from pipeline.windows.rdcw_paths import to_extended
 
 WINDOWS = sys.platform == "win32"

@@ -22,7 +22,7 @@ from structlog.testing import capture_logs
 from pipeline import ComponentContext, ComponentKind, EventKind, FakeClock
 from pipeline.registry import build_registry
 from pipeline.sources.poll import PollSource
-from pipeline.sources.snapshot import DirEntryLike
+from pipeline.sources.snapscan import DirEntryLike
 from tests.conftest import Running, make_component
 
 pytestmark = pytest.mark.integration

@@ -12,19 +12,8 @@ from pathlib import Path
 import pytest
 
 from pipeline.event import EventKind
-from pipeline.sources.snapshot import (
-    INO,
-    SIZE,
-    Change,
-    DirEntryLike,
-    Entry,
-    ScanCancelled,
-    ScanDir,
-    ScanProgress,
-    Snapshot,
-    diff,
-    scan,
-)
+from pipeline.sources.snapscan import DirEntryLike, ScanCancelled, ScanDir, ScanProgress, scan
+from pipeline.sources.snapshot import INO, SIZE, Change, Entry, Snapshot, diff
 
 CREATED, MODIFIED, ATTRIB = EventKind.CREATED, EventKind.MODIFIED, EventKind.ATTRIB
 DELETED, MOVED = EventKind.DELETED, EventKind.MOVED

@@ -6,7 +6,7 @@ import os
 import stat
 from pathlib import Path
 
-from pipeline.sources.snapshot import scan
+from pipeline.sources.snapscan import scan
 
 
 def test_symlinks_are_followed_only_when_asked_and_loops_read_once(tmp_path: Path) -> None:

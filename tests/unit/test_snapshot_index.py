@@ -8,7 +8,8 @@ from pathlib import Path
 from types import MappingProxyType
 
 from pipeline.event import EventKind
-from pipeline.sources.snapshot import Entry, diff, entry_of, scan
+from pipeline.sources.snapscan import scan
+from pipeline.sources.snapshot import Entry, diff, entry_of
 from pipeline.sources.treeindex import (
     MARK_SLACK_NS,
     Folder,

@@ -10,7 +10,8 @@ from pathlib import Path
 from pipeline.event import EventKind
 from pipeline.sources.catchup import changes_since
 from pipeline.sources.fanotify_index import TreeIndex
-from pipeline.sources.snapshot import entry_of, scan
+from pipeline.sources.snapscan import scan
+from pipeline.sources.snapshot import entry_of
 from pipeline.sources.treeindex import MARK_SLACK_NS, is_pseudo
 
 

@@ -11,16 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from pipeline.event import EventKind
-from pipeline.sources.snapshot import (
-    RACY_NS,
-    UNSEEN,
-    DirEntryLike,
-    Listing,
-    ScanDir,
-    Snapshot,
-    diff,
-    scan,
-)
+from pipeline.sources.snapscan import RACY_NS, UNSEEN, DirEntryLike, ScanDir, scan
+from pipeline.sources.snapshot import Listing, Snapshot, diff
 
 
 class Lister:

@@ -18,7 +18,8 @@ import errno
 import os
 from collections.abc import Collection
 
-from pipeline.sources.snapshot import Entry, Snapshot, entry_of, is_dir, scan
+from pipeline.sources.snapscan import scan
+from pipeline.sources.snapshot import Entry, Snapshot, entry_of, is_dir
 
 from fspipeline_qt.tree import Tree, same_file
 

@@ -14,7 +14,8 @@ from pipeline import ComponentContext, Emit, Source
 from pipeline.display import printable
 from pipeline.sources.catchup import Checkpoints, changes_since, merge_saved
 from pipeline.sources.common import prepare_roots
-from pipeline.sources.snapshot import Change, Entry, below, diff, scan
+from pipeline.sources.snapscan import scan
+from pipeline.sources.snapshot import Change, Entry, below, diff
 
 from fspipeline_qt.events import EventMaker
 from fspipeline_qt.options import QT_KINDS, QtOptions
