@@ -12,6 +12,7 @@ import base64
 import binascii
 import json
 import os
+import re
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import Any
@@ -24,6 +25,7 @@ TYPE_PREFIX = "fs."
 _SEPARATORS = "/" + ("\\" if os.sep == "\\" else "")
 B64_SUFFIX = "_b64"
 _CORE_DATA_KEYS = frozenset({"kind", "path", "src_path", "is_dir"})
+_CORE_TWINS = frozenset({"path" + B64_SUFFIX, "src_path" + B64_SUFFIX})
 _KIND_TEXT = {kind: kind.value for kind in EventKind}
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str)
 _json_text: Any = json.encoder.encode_basestring  # C-accelerated; quotes and escapes
@@ -174,6 +176,19 @@ def _take_text_list(data: Mapping[str, Any], key: str) -> list[str]:
         raise EventDecodeError(f"{key}{B64_SUFFIX} must be a list of base64 strings") from exc
 
 
+def _parse_time(value: Any) -> datetime:
+    moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    # RFC 3339 wants an offset; without one the time is taken as UTC, which is what we write.
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _take_file_name(data: Mapping[str, Any], key: str) -> str | None:
+    value = _take_text(data, key)
+    if value is not None and "\0" in value:
+        raise EventDecodeError(f"data.{key} holds a NUL byte, which no file name can")
+    return value
+
+
 def from_cloudevent(envelope: Mapping[str, Any]) -> Event:
     """Rebuild an event from its CloudEvents mapping; raises EventDecodeError."""
     try:
@@ -181,7 +196,7 @@ def from_cloudevent(envelope: Mapping[str, Any]) -> Event:
         kind = EventKind(data["kind"])
         event_id = str(envelope["id"])
         source = str(envelope["source"])
-        moment = datetime.fromisoformat(str(envelope["time"]).replace("Z", "+00:00"))
+        moment = _parse_time(envelope["time"])
     except (KeyError, TypeError, ValueError) as exc:
         raise EventDecodeError(f"not an fspipeline CloudEvent: {exc}") from exc
     if not isinstance(data, Mapping):
@@ -189,12 +204,13 @@ def from_cloudevent(envelope: Mapping[str, Any]) -> Event:
     is_dir = data.get("is_dir", False)
     if not isinstance(is_dir, bool):
         raise EventDecodeError(f"data.is_dir must be true or false, got {is_dir!r}")
-    path = _take_text(data, "path")
+    path = _take_file_name(data, "path")
     if path is None:
         raise EventDecodeError("data.path is missing")
+    src_path = _take_file_name(data, "src_path")
     meta: dict[str, Any] = {}
     for key, value in data.items():
-        if key in _CORE_DATA_KEYS:
+        if key in _CORE_DATA_KEYS or key in _CORE_TWINS:
             continue
         twin = data.get(key[: -len(B64_SUFFIX)]) if key.endswith(B64_SUFFIX) else None
         if isinstance(twin, str) or (isinstance(twin, list) and isinstance(value, list)):
@@ -209,7 +225,7 @@ def from_cloudevent(envelope: Mapping[str, Any]) -> Event:
         id=event_id,
         kind=kind,
         path=path,
-        src_path=_take_text(data, "src_path"),
+        src_path=src_path,
         is_dir=is_dir,
         time=moment,
         source=source.removeprefix(SOURCE_PREFIX),
@@ -217,12 +233,36 @@ def from_cloudevent(envelope: Mapping[str, Any]) -> Event:
     )
 
 
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+_SURROGATE_ESCAPE_BYTES = re.compile(rb"\\u[dD][89a-fA-F]")
+
+
+def _has_lone_surrogate(value: Any) -> bool:
+    if isinstance(value, str):
+        return not _is_utf8_clean(value)
+    if isinstance(value, Mapping):
+        return any(_has_lone_surrogate(k) or _has_lone_surrogate(v) for k, v in value.items())
+    if isinstance(value, list):
+        return any(_has_lone_surrogate(item) for item in value)
+    return False
+
+
 def from_json(text: str | bytes) -> Event:
     """Parse one JSON document into an event; raises EventDecodeError."""
     try:
         envelope = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+    except ValueError as exc:  # bad JSON, bad UTF-8, an integer of over 4300 digits
         raise EventDecodeError(f"invalid JSON: {exc}") from exc
+    except RecursionError:
+        raise EventDecodeError("invalid JSON: nested too deeply") from None
     if not isinstance(envelope, Mapping):
         raise EventDecodeError("a CloudEvent must be a JSON object")
+    # "\ud800" is valid JSON but not text: such a value could never be written again.
+    escaped = (
+        _SURROGATE_ESCAPE_BYTES.search(text)
+        if isinstance(text, bytes)
+        else _SURROGATE_ESCAPE.search(text) or not _is_utf8_clean(text)
+    )
+    if escaped and _has_lone_surrogate(envelope):
+        raise EventDecodeError("a string holds a lone surrogate (like \\ud800), which is not text")
     return from_cloudevent(envelope)

@@ -14,11 +14,29 @@ _URL_PASSWORD = re.compile(
 )
 
 
+# NATS takes a token as the whole user part: nats://TOKEN@host (also tls://).
+_URL_TOKEN = re.compile(r"(?P<head>\b(?:nats|tls)://)(?P<secret>[^\s:/@]+)(?P<tail>@[^\s@/]+)")
+# Credentials some services take in the query string (webhooks, signed URLs).
+_QUERY_SECRET = re.compile(
+    r"(?P<head>[?&](?:token|access_token|api_key|apikey|password|passwd|secret|sig|signature"
+    r"|x-amz-signature|x-amz-security-token)=)"
+    r"(?P<secret>[^&#\s]+)",
+    re.IGNORECASE,
+)
+
+
+def _mask(match: re.Match[str]) -> str:
+    return f"{match['head']}{MASK}{match.groupdict().get('tail') or ''}"
+
+
 def redact(text: str) -> str:
-    """`text` with the password of every `scheme://user:password@host` URL masked."""
+    """`text` with the secrets of every URL masked: the password of `scheme://user:password@host`,
+    a NATS token (`nats://TOKEN@host`) and credentials in a query string (`?token=`)."""
     if "://" not in text:
         return text
-    return _URL_PASSWORD.sub(lambda m: f"{m['head']}{MASK}{m['tail']}", text)
+    text = _URL_PASSWORD.sub(_mask, text)
+    text = _URL_TOKEN.sub(_mask, text)
+    return _QUERY_SECRET.sub(_mask, text) if "=" in text else text
 
 
 def redact_value(value: Any) -> Any:

@@ -8,6 +8,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
+import structlog
 from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
@@ -16,7 +17,9 @@ from pipeline.config.plan import DELIVERY_KEYS, ComponentPlan, DeliveryPolicy, P
 from pipeline.config.yamldoc import ConfigPath, Locator, dotted, parse_yaml
 from pipeline.errors import ConfigError
 from pipeline.options import parse_duration
+from pipeline.redact import redact
 from pipeline.registry import Registry
+from pipeline.security import config_exposure
 
 if TYPE_CHECKING:
     from pipeline.expr import Expression
@@ -29,7 +32,10 @@ SECTION_KIND = {
     "sinks": ComponentKind.SINK,
 }
 DEFAULT_SHUTDOWN_TIMEOUT = 10.0
+RUNS_COMMANDS = frozenset({"command"})
+"""Component types that start programs: a config using one is code, guarded like code."""
 _PIPELINE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+log = structlog.get_logger("pipeline.config")
 
 
 def _suggest(word: str, choices: list[str]) -> str:
@@ -263,8 +269,35 @@ def load_config_data(
     validator.problems.extend(problems or [])
     state_dir, timeout, pipelines = validator.top_level(data)
     if validator.problems:
-        raise ConfigError(sorted(validator.problems, key=_position(source)))
+        raise _config_error(sorted(validator.problems, key=_position(source)))
     return Plan(source, config_dir, state_dir, timeout, pipelines, dict(data))
+
+
+def _config_error(problems: list[str]) -> ConfigError:
+    # A validator may quote the value it rejects, such as a URL with its password.
+    return ConfigError([redact(problem) for problem in problems])
+
+
+def _runs_commands(plan: Plan) -> bool:
+    for pipeline in plan.pipelines:
+        sinks = [*pipeline.sinks, *([pipeline.dead_letter] if pipeline.dead_letter else [])]
+        components = [*pipeline.sources, *pipeline.stages, *sinks]
+        if any(component.spec.type_name in RUNS_COMMANDS for component in components):
+            return True
+    return False
+
+
+def warn_if_exposed(path: Path, plan: Plan) -> None:
+    """Warn when `plan` runs commands and users other than this one could change `path`."""
+    if not _runs_commands(plan):
+        return
+    for reason in config_exposure(path):
+        log.warning(
+            "other users can change this config, and it runs commands: they could run "
+            "any program as this user",
+            config=str(path),
+            problem=reason,
+        )
 
 
 def load_config(path: Path, registry: Registry, environ: Mapping[str, str] | None = None) -> Plan:
@@ -284,8 +317,8 @@ def load_config(path: Path, registry: Registry, environ: Mapping[str, str] | Non
         raise ConfigError([f"{shown}:1:1: cannot read the config: {exc.strerror}"]) from None
     data, locator, problems = parse_yaml(text, shown, environ)
     if data is None and problems:
-        raise ConfigError(problems)
-    return load_config_data(
+        raise _config_error(problems)
+    plan = load_config_data(
         data,
         registry,
         source=shown,
@@ -293,3 +326,5 @@ def load_config(path: Path, registry: Registry, environ: Mapping[str, str] | Non
         locator=locator,
         problems=problems,
     )
+    warn_if_exposed(path, plan)
+    return plan

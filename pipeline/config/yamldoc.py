@@ -13,6 +13,14 @@ from pipeline.config.envvars import EnvExpansionError, expand
 
 ConfigPath = tuple[str | int, ...]
 
+MAX_DEPTH = 64
+"""Deepest nesting of mappings and lists: a config needs about 6; deeper ones would
+exhaust the stack of a recursive reader."""
+MAX_VALUES = 100_000
+"""Most values a document may stand for, an alias counted again wherever it is used: a
+config has hundreds; a few lines of aliases of aliases could otherwise stand for
+billions ("billion laughs")."""
+
 
 def dotted(path: ConfigPath) -> str:
     """`("pipelines", "landing", "sources", 0)` → `pipelines.landing.sources[0]`."""
@@ -48,6 +56,51 @@ class Locator:
         line, col = self.where(path, key=key)
         where = dotted(path)
         return f"{self.filename}:{line}:{col}: {where + ': ' if where else ''}{message}"
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """PyYAML's safe loader, refusing documents nested deeper than MAX_DEPTH or that stand
+    for more than MAX_VALUES values once aliases are expanded."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._weights: dict[int, int] = {}  # id(node) -> values it stands for, expanded
+
+    def compose_node(self, parent: yaml.Node | None, index: Any) -> yaml.Node | None:
+        if self._depth >= MAX_DEPTH:
+            peek: Any = self.peek_event  # untyped in types-PyYAML
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"nested more than {MAX_DEPTH} levels deep; a config needs far fewer",
+                peek().start_mark,
+            )
+        self._depth += 1
+        try:
+            node = super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+        if node is not None and id(node) not in self._weights:  # an alias is weighed already
+            self._weigh(node)
+        return node
+
+    def _weigh(self, node: yaml.Node) -> None:
+        children: list[yaml.Node] = []
+        if isinstance(node, yaml.SequenceNode):
+            children = node.value
+        elif isinstance(node, yaml.MappingNode):
+            children = [part for pair in node.value for part in pair]
+        weight = 1 + sum(self._weights.get(id(child), 1) for child in children)
+        if weight > MAX_VALUES:
+            raise yaml.composer.ComposerError(
+                None,
+                None,
+                f"this value stands for more than {MAX_VALUES:,} values once its aliases "
+                "(*name) are expanded; write the shared part once, without aliases of aliases",
+                node.start_mark,
+            )
+        self._weights[id(node)] = weight
 
 
 class _Builder:
@@ -147,7 +200,7 @@ def parse_yaml(
     """Parse `text`; return the data, its locator and the located problems found so far."""
     locator = Locator(filename)
     try:
-        loader = yaml.SafeLoader(text)
+        loader = _BoundedLoader(text)
         try:
             node = loader.get_single_node()
         finally:

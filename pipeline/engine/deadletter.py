@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from pipeline.cloudevents import format_time, to_cloudevent
+from pipeline.redact import redact
 
 if TYPE_CHECKING:
     import pluggy
@@ -43,6 +44,7 @@ class DeadLetters:
         self.count = 0
 
     async def put(self, event: Event, component: str, reason: str) -> None:
+        reason = redact(reason)  # often a client's exception text, quoting its URL
         self.count += 1
         if not (self.sink is not None and await self._to_sink(event, component, reason)):
             self._to_file(event, component, reason)

@@ -140,7 +140,7 @@ def _regex_spec(patterns: tuple[str, ...]) -> Callable[[str], bool]:
             raise ExpressionError(f"regular expression longer than {MAX_PATTERN} characters")
         try:
             compiled.append(re.compile(pattern))
-        except re.error as exc:
+        except (re.error, OverflowError, RecursionError) as exc:  # a{4294967296}: Overflow
             raise ExpressionError(f"invalid regular expression {pattern!r}: {exc}") from exc
     return lambda text: any(c.search(text) for c in compiled)
 

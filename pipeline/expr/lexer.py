@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import sys
 from typing import Any
 
 from pipeline.expr.errors import ExpressionError
@@ -40,14 +41,19 @@ class Token:
     value: Any = None
 
 
+def _digit(ch: str) -> bool:
+    """An ASCII digit: `str.isdigit` also takes "²", which `int()` refuses."""
+    return "0" <= ch <= "9"
+
+
 def _number(text: str, start: int) -> tuple[Token, int]:
     i = start
     n = len(text)
-    while i < n and (text[i].isdigit() or text[i] == "_"):
+    while i < n and (_digit(text[i]) or text[i] == "_"):
         i += 1
-    if i < n and text[i] == "." and i + 1 < n and text[i + 1].isdigit():
+    if i < n and text[i] == "." and i + 1 < n and _digit(text[i + 1]):
         i += 1
-        while i < n and (text[i].isdigit() or text[i] == "_"):
+        while i < n and (_digit(text[i]) or text[i] == "_"):
             i += 1
     digits = text[start:i]
     if digits.endswith("_") or "__" in digits:
@@ -58,7 +64,7 @@ def _number(text: str, start: int) -> tuple[Token, int]:
         i += 1
     unit = text[unit_start:i]
     if unit:
-        scaled = unit_value(float(number), unit)
+        scaled = unit_value(_float(number, start), unit)
         if scaled is None:
             raise ExpressionError(
                 f"unknown unit {unit!r} after {digits}; {known_units()}", start + 1
@@ -67,6 +73,13 @@ def _number(text: str, start: int) -> tuple[Token, int]:
     elif i < n and (text[i].isalnum() or text[i] == "_"):
         raise ExpressionError(f"malformed number {text[start : i + 1]!r}", start + 1)
     return Token(Tok.NUMBER, text[start:i], start + 1, number), i
+
+
+def _float(number: float, start: int) -> float:
+    try:
+        return float(number)
+    except OverflowError:
+        raise ExpressionError("number too large", start + 1) from None
 
 
 def _string(text: str, start: int) -> tuple[Token, int]:
@@ -96,6 +109,7 @@ def _string(text: str, start: int) -> tuple[Token, int]:
                 width
                 and len(digits) == width
                 and all(c in "0123456789abcdefABCDEF" for c in digits)
+                and int(digits, 16) <= sys.maxunicode
             ):
                 out.append(chr(int(digits, 16)))
                 i += 2 + width
@@ -118,7 +132,7 @@ def tokenize(text: str) -> list[Token]:
         ch = text[i]
         if ch.isspace():
             i += 1
-        elif ch.isdigit() or (ch == "." and i + 1 < n and text[i + 1].isdigit()):
+        elif _digit(ch) or (ch == "." and i + 1 < n and _digit(text[i + 1])):
             if ch == ".":
                 raise ExpressionError("write numbers with a leading digit: 0.5", i + 1)
             token, i = _number(text, i)

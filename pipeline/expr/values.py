@@ -101,21 +101,28 @@ def contains(item: Any, container: Any) -> bool:
     )
 
 
+def _numeric(op: str, a: Any, b: Any) -> Any:
+    if op == "+":
+        return a + b
+    if op == "-":
+        return a - b
+    if op == "*":
+        return a * b
+    if b == 0:
+        raise EvalError("division by zero")
+    return a / b if op == "/" else a % b
+
+
 def arithmetic(op: str, a: Any, b: Any) -> Any:
     """`+ - * / %` on numbers; `+` also joins strings or lists; null in, null out."""
     if a is None or b is None:
         return None
     ta, tb = tag(a), tag(b)
     if ta == NUM and tb == NUM:
-        if op == "+":
-            return a + b
-        if op == "-":
-            return a - b
-        if op == "*":
-            return a * b
-        if b == 0:
-            raise EvalError("division by zero")
-        return a / b if op == "/" else a % b
+        try:
+            return _numeric(op, a, b)
+        except OverflowError:
+            raise EvalError(f"cannot apply {op}: the result is too large") from None
     if op == "+" and ta == tb and ta in (STR, LIST):
         return a + b if ta == STR else (*a, *b)
     raise EvalError(f"cannot apply {op} to {TYPE_NAMES[ta]} and {TYPE_NAMES[tb]}")

@@ -13,7 +13,7 @@ from aiohttp import web
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry
 
 from pipeline.cloudevents import to_json
-from pipeline.observe.auth import require_token
+from pipeline.observe.auth import loopback_host_only, require_token
 from pipeline.observe.metrics import exposition, metrics_registry
 from pipeline.observe.snapshot import RateMeter, readiness, snapshot
 from pipeline.observe.tail import EventTail
@@ -55,8 +55,11 @@ STATE = web.AppKey("state", EndpointState)
 DASHBOARD = web.AppKey("dashboard", bytes)
 
 
-def build_app(state: EndpointState, token: str | None = None) -> web.Application:
-    app = web.Application(middlewares=[require_token(token)] if token else [])
+def build_app(
+    state: EndpointState, token: str | None = None, *, loopback: bool = False
+) -> web.Application:
+    middlewares = [loopback_host_only()] if loopback else []
+    app = web.Application(middlewares=[*middlewares, *([require_token(token)] if token else [])])
     app[STATE] = state
     app[DASHBOARD] = resources.files("pipeline.observe").joinpath("dashboard.html").read_bytes()
     app.router.add_get("/", dashboard)
@@ -106,14 +109,19 @@ async def dashboard(request: web.Request) -> web.Response:
     )  # fmt: skip
 
 
+def _count(text: str) -> int | None:
+    """A client's whole number, or None: `isdigit` alone takes "²" and 5000-digit strings."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) <= 18 else None
+
+
 def _first_cursor(request: web.Request, tail: EventTail) -> int:
     """Resume after `Last-Event-ID` (a reconnecting EventSource), else send some history."""
-    last = request.headers.get("Last-Event-ID", "")
-    history = request.query.get("history", "")
-    if last.isdigit():
-        cursor = int(last)
+    last = _count(request.headers.get("Last-Event-ID", ""))
+    history = _count(request.query.get("history", ""))
+    if last is not None:
+        cursor = last
     else:
-        cursor = tail.latest - (int(history) if history.isdigit() else HISTORY)
+        cursor = tail.latest - (history if history is not None else HISTORY)
     return min(max(cursor, 0), tail.latest)  # an id from an earlier process starts over
 
 

@@ -39,7 +39,7 @@ class HttpEndpoint:
 
     async def start(self) -> str:
         app_runner = web.AppRunner(
-            build_app(self.state, self.token),
+            build_app(self.state, self.token, loopback=self.address.loopback),
             access_log=None,  # a request log would carry ?token= and say little
             handle_signals=False,
             shutdown_timeout=SHUTDOWN_TIMEOUT,

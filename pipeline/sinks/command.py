@@ -15,12 +15,14 @@ from pydantic import Field, field_validator, model_validator
 
 from pipeline.components import ComponentContext, Sink
 from pipeline.display import printable
-from pipeline.errors import PipelineError
+from pipeline.errors import DeliveryError, PipelineError
 from pipeline.event import Event
 from pipeline.hookspecs import hookimpl
 from pipeline.options import ComponentOptions, ConfigPath, Duration
-from pipeline.sinks.invocation import CommandLine, Separator, StdinMode, parse_argv
+from pipeline.redact import redact
+from pipeline.sinks.invocation import CommandLine, Separator, StdinMode, UnsafeValue, parse_argv
 from pipeline.sinks.process import ChildProcess
+from pipeline.templates import TemplateError
 
 if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
@@ -52,11 +54,12 @@ class CommandOptions(ComponentOptions):
     one line per event) or `paths` (each path followed by `stdin_separator`)."""
     stdin_separator: Separator = "nul"
     """What ends each path with `stdin: paths`: `nul` (lossless; `xargs -0`, `read -d ''`)
-    or `newline` (ambiguous for names that contain a newline)."""
+    or `newline` (then a path holding a newline fails its run instead of reading as two)."""
     cwd: ConfigPath | None = None
     """Working folder of the command; default: the config file's folder."""
     env: dict[str, str] = Field(default_factory=dict)
-    """Variables added to the inherited environment (the FSP_* ones are set per run)."""
+    """Variables added to the inherited environment (the FSP_* ones are set per run;
+    FSPIPELINE_HTTP_TOKEN is never passed on)."""
     timeout: Duration | None = None
     """Longest run; then its whole process group is stopped and the delivery fails."""
     kill_grace: Duration = 5.0
@@ -71,8 +74,11 @@ class CommandOptions(ComponentOptions):
     busy_signal: str = "SIGHUP"
     """Signal sent to the running command's process group with `on_busy: signal`."""
     prefix_dash: bool = True
-    """Write an argument that starts with event data and with `-` as `./-…`, so a file named
-    `-rf` is never read as an option."""
+    """An argv element that begins with a placeholder whose value starts with `-` (a file
+    named `-rf`, `--help` or `-o/etc/passwd` in {name} or {relpath}) is passed as `./-rf`:
+    the same file (relative to `cwd`), never an option. {path} and {dir} are absolute and
+    never start with `-`. Set false only for values that are not file names (a negative
+    number from meta), and then end the options with `--`: `[rm, --, "{name}"]`."""
     output_lines: int = Field(default=100, ge=0, le=100_000)
     """Lines of stdout and stderr logged per run; the rest is counted, not logged."""
 
@@ -126,7 +132,11 @@ class CommandSink(Sink[CommandOptions]):
     Option injection: paths are absolute, so `{path}` never starts with `-`, but `{name}`
     or `{relpath}` may (a file named `-rf`). With `prefix_dash` (default) such an argument
     is passed as `./-rf`. Also end the options of commands that accept it with `--`:
-    `argv: [rm, --, "{path}"]`.
+    `argv: [rm, --, "{path}"]`, and in a shell script: `cp -- "$FSP_NAME" /dst/`.
+
+    Values no program can receive intact fail the run at once (no retries; dead-lettered
+    with the reason): a NUL byte (only a broker message can carry one), or with
+    `stdin: paths` a path holding the separator.
 
     Delivery: exit code 0 is a delivered event. Any other exit code, a kill by a signal, a
     `timeout` or a program that cannot be started is a failed delivery: the engine retries
@@ -246,7 +256,11 @@ class CommandSink(Sink[CommandOptions]):
         run = _Run(events)
         self._runs.append(run)
         try:
-            invocation = self.command.build(events)
+            try:
+                invocation = self.command.build(events)
+            except (TemplateError, UnsafeValue) as exc:
+                # The same event gives the same argv: dead-letter it now, not after retries.
+                raise DeliveryError(f"not run: {exc}", permanent=True) from None
             run.child = child = ChildProcess(
                 invocation,
                 cwd=self.cwd,
@@ -275,10 +289,12 @@ class CommandSink(Sink[CommandOptions]):
         elif ended.timed_out:
             raise CommandTimeout(
                 f"timed out after {self.options.timeout:g}s and was stopped ({ended.status})"
-                + (f"; last stderr line: {ended.last_stderr}" if ended.last_stderr else "")
+                + (f"; last stderr line: {redact(ended.last_stderr)}" if ended.last_stderr else "")
             )
         elif ended.returncode != 0:
-            raise CommandFailed(f"{ended.status}: {ended.last_stderr or '(nothing on stderr)'}")
+            # The reason lands in dead letters and logs: a URL with a password stays masked.
+            stderr = redact(ended.last_stderr) or "(nothing on stderr)"
+            raise CommandFailed(f"{ended.status}: {stderr}")
         else:
             log.debug("command succeeded")
 

@@ -4,7 +4,9 @@ Every value reaches the child as bytes: `os.fsencode` of the surrogate-escaped t
 back the exact bytes of a file name that is not UTF-8. Nothing is interpolated into shell
 text: without a shell each argv element is one argument; with a shell the script is taken
 literally and the values come as positional parameters (`"$1"`, `"$@"`) and `FSP_*`
-environment variables.
+environment variables. A value that cannot reach the child intact (a NUL byte, which
+would cut an argument or a variable short; a path holding the stdin separator, which
+would read as two paths) fails the run instead of passing something else.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from collections.abc import Mapping, Sequence
 from typing import Literal
 
 from pipeline.cloudevents import to_json
+from pipeline.display import printable
 from pipeline.event import Event
 from pipeline.templates import PLACEHOLDERS, Template, compile_template
 
@@ -29,6 +32,12 @@ StdinMode = Literal["none", "event", "paths"]
 Separator = Literal["nul", "newline"]
 _SEPARATORS: dict[str, bytes] = {"nul": b"\0", "newline": b"\n"}
 _ENV_NAME = re.compile(r"[^A-Za-z0-9_]")
+WITHHELD_ENV = (b"FSPIPELINE_HTTP_TOKEN",)
+"""fspipeline's own secrets, never inherited by the commands it runs."""
+
+
+class UnsafeValue(ValueError):
+    """An event value no program can receive intact: retrying cannot help."""
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,8 +106,10 @@ def environment_of(event: Event, paths: Sequence[str]) -> dict[bytes, bytes]:
 
 
 def _put(env: dict[bytes, bytes], name: str, value: str) -> None:
-    if "\0" not in value:  # the environment cannot carry a NUL; paths never contain one
-        env[os.fsencode(name)] = os.fsencode(value)
+    # Dropping the variable instead would leave a script working on "" ("$FSP_DIR/tmp").
+    if "\0" in value:
+        raise UnsafeValue(f"{name} would hold a NUL byte, which no environment can carry")
+    env[os.fsencode(name)] = os.fsencode(value)
 
 
 class CommandLine:
@@ -120,7 +131,11 @@ class CommandLine:
         self.prefix_dash = prefix_dash
         self.stdin = stdin
         self.separator = _SEPARATORS[separator]
-        inherited = {k: v for k, v in os.environb.items() if not k.startswith(b"FSP_")}
+        inherited = {
+            k: v
+            for k, v in os.environb.items()
+            if not k.startswith(b"FSP_") and k not in WITHHELD_ENV
+        }
         self.base_env = inherited | {os.fsencode(k): os.fsencode(v) for k, v in env.items()}
 
     @property
@@ -161,11 +176,24 @@ class CommandLine:
         # `-rf` would be read as options. `./-rf` names the same file (relative paths).
         if self.prefix_dash and from_event and text.startswith("-"):
             text = "./" + text
+        if "\0" in text:
+            raise UnsafeValue(
+                f"argument '{printable(text)}' holds a NUL byte, which would cut it short"
+            )
         return os.fsencode(text)
 
     def _stdin(self, events: Sequence[Event], paths: Sequence[str]) -> bytes | None:
         if self.stdin == "event":
             return b"".join(to_json(e).encode("utf-8") + b"\n" for e in events)
         if self.stdin == "paths":
-            return b"".join(os.fsencode(path) + self.separator for path in paths)
+            raw = [os.fsencode(path) for path in paths]
+            for path in raw:
+                if self.separator in path:
+                    shown = "NUL" if self.separator == b"\0" else "newline"
+                    raise UnsafeValue(
+                        f"path '{printable(os.fsdecode(path))}' holds a {shown}, which "
+                        f"also ends each path on stdin: it would read as two paths"
+                        + ("; use stdin_separator: nul" if shown == "newline" else "")
+                    )
+            return b"".join(path + self.separator for path in raw)
         return None

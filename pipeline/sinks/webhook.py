@@ -11,6 +11,7 @@ from pipeline.components import ComponentContext, Sink
 from pipeline.errors import PipelineError
 from pipeline.event import Event
 from pipeline.hookspecs import hookimpl
+from pipeline.security import PathEscapeError
 from pipeline.sinks import webhook_encode as encode
 from pipeline.sinks.webhook_http import (
     WebhookError,
@@ -149,7 +150,7 @@ class WebhookSink(Sink[WebhookOptions]):
     def _url(self, event: Event) -> str:
         try:
             return self.url_template.render(event, escape=encode.url_value)
-        except TemplateError as exc:
+        except (TemplateError, PathEscapeError) as exc:
             raise WebhookError(f"url: {exc}", permanent=True) from None
 
     async def _request(self, url: str, payload: encode.Payload) -> None:

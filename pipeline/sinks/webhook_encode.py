@@ -11,6 +11,7 @@ from urllib.parse import quote
 
 from pipeline.cloudevents import to_cloudevent, to_json
 from pipeline.event import Event
+from pipeline.security import no_dot_segments
 
 STRUCTURED_TYPE = "application/cloudevents+json"
 BATCH_TYPE = "application/cloudevents-batch+json"
@@ -36,8 +37,12 @@ def header_value(text: str) -> str:
 
 
 def url_value(text: str) -> str:
-    """A placeholder's value inside a URL: its exact bytes, percent-encoded, `/` kept."""
-    return quote(os.fsencode(text), safe="/")
+    """A placeholder's value inside a URL: its exact bytes, percent-encoded, `/` kept.
+
+    A value with a `..` segment raises PathEscapeError: clients and servers fold `a/../b`,
+    so `{relpath}` could otherwise reach any path of the server.
+    """
+    return quote(os.fsencode(no_dot_segments(text)), safe="/")
 
 
 def structured(event: Event) -> Payload:

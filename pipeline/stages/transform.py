@@ -14,6 +14,7 @@ from pipeline.components import ComponentContext, Emit, Stage
 from pipeline.event import Event, EventKind
 from pipeline.hookspecs import hookimpl
 from pipeline.options import ComponentOptions, ConfigPath
+from pipeline.security import no_dot_segments
 from pipeline.stages.fileinfo import Offload, file_facts
 from pipeline.templates import TemplateText, compile_template
 
@@ -49,7 +50,8 @@ class TransformOptions(ComponentOptions):
     {dir} {relpath} {id} {time} {meta.X}, with {X:-default} for missing values."""
     path_template: TemplateText | None = Field(default=None, examples=["{dir}/{stem}.done{ext}"])
     """Rewrite the event's path from a template (a relative result is taken from the
-    event's folder); the old path is kept in meta.original_path."""
+    event's folder); the old path is kept in meta.original_path. A value with a `..`
+    segment (a meta value from a broker message) fails that event: data cannot climb."""
     drop: list[str] = Field(default_factory=list, examples=[["meta.root"]])
     """Meta entries to remove, like meta.root."""
 
@@ -126,7 +128,8 @@ class TransformStage(Stage[TransformOptions]):
             meta.update({key: template.render(view) for key, template in self._set})
         path = event.path
         if self._path is not None:
-            rendered = self._path.render(_with(event, meta))
+            # Event data fills in names; it may not climb out of where the template points.
+            rendered = self._path.render(_with(event, meta), escape=no_dot_segments)
             path = os.path.normpath(os.path.join(os.path.dirname(event.path), rendered))
             if path != event.path:
                 meta["original_path"] = event.path

@@ -220,7 +220,7 @@ def test_a_follower_that_stops_reading_never_holds_the_pipeline_back() -> None:
         async with serving(run) as (run, client):
             host, port = client._base_url.host, client._base_url.port  # type: ignore[union-attr]
             reader, writer = await asyncio.open_connection(host, port)
-            writer.write(b"GET /events HTTP/1.1\r\nHost: x\r\n\r\n")  # and never read again
+            writer.write(b"GET /events HTTP/1.1\r\nHost: localhost\r\n\r\n")  # and never read again
             await writer.drain()
             loop = asyncio.get_running_loop()
             started = loop.time()
