@@ -17,13 +17,9 @@ the same monotonic clock, so latency = message received - file closed. Needs a b
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
-import statistics
 import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -32,45 +28,20 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import brokerbench
 import paho.mqtt.client as paho
+from brokerbench import Column, Latency, Table
 from paho.mqtt.enums import CallbackAPIVersion
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from pipeline import ComponentOptions, Emit, Event, EventKind, Source, hookimpl  # noqa: E402
-from pipeline.config import load_config_data  # noqa: E402
-from pipeline.engine import Runner  # noqa: E402
-from pipeline.registry import build_registry  # noqa: E402
-from tests.e2e.cli import Background  # noqa: E402
 
 ROWS = [(1, 1, "5"), (256, 1, "5"), (256, 1, "3.1.1"), (256, 0, "5"), (256, 2, "5")]
 """(batch_size, qos, protocol) of each throughput run."""
-
-
-class BurstOptions(ComponentOptions):
-    count: int
-
-
-class BurstSource(Source[BurstOptions]):
-    """Emits `count` closed_write events as fast as the engine takes them."""
-
-    type_name = "burst"
-    Options = BurstOptions
-
-    async def run(self, emit: Emit) -> None:
-        meta = {"root": "/bench/in"}
-        for n in range(self.options.count):
-            await emit(
-                Event(EventKind.CLOSED_WRITE, f"/bench/in/f{n:07d}.csv", "b/burst", meta=meta)
-            )
-        await asyncio.Event().wait()
-
-
-class BurstPlugin:
-    @hookimpl
-    def pipeline_components(self) -> list[type[Any]]:
-        return [BurstSource]
+TABLE = Table(
+    Column("batch_size", 10),
+    Column("qos", 3),
+    Column("protocol", 8),
+    Column("seconds", 8, ".2f"),
+    Column("events/s", 9, ",.0f"),
+)
 
 
 class Counter:
@@ -149,13 +120,12 @@ class Receiver:
         self.client.disconnect()
 
 
-def throughput(url: str, events: int, batch_size: int, qos: int, protocol: str) -> dict[str, Any]:
-    """Events/s from the synthetic source into the broker, through the engine."""
+def throughput(
+    url: str, events: int, batch_size: int, qos: int, protocol: str
+) -> tuple[int, float]:
+    """Messages the subscriber counted, and the seconds the synthetic events took."""
     from fspipeline_mqtt import plugin as mqtt_plugin
 
-    registry = build_registry(
-        extra_plugins=[("burst", BurstPlugin()), ("mqtt", mqtt_plugin)], autoload=False
-    )
     topic = f"bench/{uuid.uuid4().hex[:8]}"
     sink = {
         "type": "mqtt",
@@ -166,108 +136,55 @@ def throughput(url: str, events: int, batch_size: int, qos: int, protocol: str) 
         "batch_size": batch_size,
         "queue_size": 4096,
     }
-    data = {"pipelines": {"b": {"sources": [{"type": "burst", "count": events}], "sinks": [sink]}}}
-    plan = load_config_data(data, registry, source="bench", config_dir=REPO)
-
-    async def scenario(counter: Counter) -> float:
-        runner = Runner(plan, registry)
-        task = asyncio.create_task(runner.run())
-        started = time.perf_counter()
-        while not counter.done() and time.perf_counter() - started < 120:
-            await asyncio.sleep(0.005)
-        elapsed = time.perf_counter() - started
-        runner.request_stop()
-        await task
-        return elapsed
-
     with tempfile.TemporaryDirectory(prefix="fsbench-mqtt-") as folder:
         counter = Counter(url, topic + "/#", events, Path(folder))
+
+        async def all_counted() -> bool:
+            return counter.done()
+
         try:
-            elapsed = asyncio.run(scenario(counter))
+            timing = asyncio.run(
+                brokerbench.run_burst(
+                    sink,
+                    events,
+                    all_counted,
+                    plugins=[("mqtt", mqtt_plugin)],
+                    poll=0.005,
+                    timeout=120,
+                )
+            )
             received = counter.received()
         finally:
             counter.stop()
-    return {"events": received, "seconds": elapsed, "events_per_s": events / elapsed}
+    return received, timing.seconds
 
 
-def latency(url: str, files: int, pause: float) -> dict[str, float]:
-    """p50/p99/max ms from a file's close to its message reaching an independent subscriber."""
-    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
-    with tempfile.TemporaryDirectory(dir=base, prefix="fsbench-mqtt-") as folder:
-        root = Path(folder)
-        inbox = root / "inbox"
-        inbox.mkdir()
-        topic = f"bench/{uuid.uuid4().hex[:8]}"
-        (root / "config.yaml").write_text(
-            f"""\
+def latency(url: str, files: int, pause: float) -> Latency:
+    """File close -> its message at an independent subscriber."""
+    topic = f"bench/{uuid.uuid4().hex[:8]}"
+    config = f"""\
 pipelines:
   bench:
     sources: [{{type: inotify, paths: [inbox], events: [closed_write]}}]
     sinks: [{{type: mqtt, url: "{url}", topic: "{topic}/{{kind}}", qos: 1, batch_size: 256}}]
 """
-        )
-        receiver = Receiver(url, topic + "/#")
-        running = Background("run", "config.yaml", cwd=root)
-        closed: dict[str, float] = {}
-        try:
-            running.wait_ready()
-            for warm in range(20):  # first connection, first allocations
-                (inbox / f"warm{warm}").write_bytes(b"x")
-            time.sleep(0.5)
-            for n in range(files):
-                path = inbox / f"f{n:06d}"
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-                os.write(fd, b"x")
-                os.close(fd)
-                closed[str(path)] = time.monotonic()
-                time.sleep(pause)
-            deadline = time.monotonic() + 30
-            while not closed.keys() <= receiver.arrived.keys() and time.monotonic() < deadline:
-                time.sleep(0.05)
-        finally:
-            running.interrupt()
-            receiver.stop()
-    times = sorted(
-        (receiver.arrived[p] - t) * 1000 for p, t in closed.items() if p in receiver.arrived
-    )
-    if not times:
-        raise SystemExit(f"no message arrived; pipeline stderr:\n{running.stderr}")
-    return {
-        "files": files,
-        "received": len(times),
-        "p50_ms": statistics.median(times),
-        "p99_ms": times[max(0, int(len(times) * 0.99) - 1)],
-        "max_ms": times[-1],
-    }
+    receiver = Receiver(url, topic + "/#")
+    return brokerbench.close_to_arrival(config, receiver, files, pause, name="mqtt")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="mqtt://127.0.0.1:1883", help="MQTT broker")
-    parser.add_argument("--events", type=int, default=20_000, help="events per throughput row")
-    parser.add_argument("--files", type=int, default=1000, help="files in the latency run")
-    parser.add_argument("--pause", type=float, default=0.005, help="seconds between files")
-    args = parser.parse_args()
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
-
-    print(f"MQTT sink into {args.url} ({args.events:,} events a row)\n")
-    print(f"{'batch_size':>10}  {'qos':>3}  {'protocol':>8}  {'seconds':>8}  {'events/s':>9}")
-    for batch_size, qos, protocol in ROWS:
-        row = throughput(args.url, args.events, batch_size, qos, protocol)
-        assert row["events"] == args.events, row
-        print(
-            f"{batch_size:>10}  {qos:>3}  {protocol:>8}  {row['seconds']:>8.2f}  "
-            f"{row['events_per_s']:>9,.0f}"
-        )
-    row = latency(args.url, args.files, args.pause)
-    print(
-        f"\nfile close -> message at an independent subscriber ({row['received']:.0f} of "
-        f"{row['files']:.0f} files, one every {args.pause * 1000:g} ms, QoS 1)"
+    args = brokerbench.broker_arguments(
+        __doc__, url="mqtt://127.0.0.1:1883", url_help="MQTT broker", events=20_000
     )
-    print(f"{'p50 ms':>8}  {'p99 ms':>8}  {'max ms':>8}")
-    print(f"{row['p50_ms']:>8.2f}  {row['p99_ms']:>8.2f}  {row['max_ms']:>8.2f}")
+    brokerbench.quiet_logs()
+    print(f"MQTT sink into {args.url} ({args.events:,} events a row)\n")
+    print(TABLE.header())
+    for batch_size, qos, protocol in ROWS:
+        received, seconds = throughput(args.url, args.events, batch_size, qos, protocol)
+        assert received == args.events, (batch_size, qos, protocol, received)
+        print(TABLE.row(batch_size, qos, protocol, seconds, args.events / seconds))
+    row = latency(args.url, args.files, args.pause)
+    brokerbench.print_latency("message at an independent subscriber", row, args.pause, ", QoS 1")
 
 
 if __name__ == "__main__":

@@ -17,66 +17,25 @@ monotonic clock, so latency = entry received - file closed. Needs Redis at --url
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import json
-import os
-import statistics
-import sys
-import tempfile
 import threading
 import time
 import uuid
-from pathlib import Path
 from typing import Any
 
+import brokerbench
 import redis
-
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from pipeline import ComponentOptions, Emit, Event, EventKind, Source, hookimpl  # noqa: E402
-from pipeline.config import load_config_data  # noqa: E402
-from pipeline.engine import Runner  # noqa: E402
-from pipeline.registry import build_registry  # noqa: E402
-from tests.e2e.cli import Background  # noqa: E402
+from brokerbench import Latency, Timing
 
 ROWS = [(1, 1), (1, 8), (256, 1), (256, 2)]
 """(batch_size, concurrency) of each throughput run."""
 
 
-class BurstOptions(ComponentOptions):
-    count: int
-
-
-class BurstSource(Source[BurstOptions]):
-    """Emits `count` closed_write events as fast as the engine takes them."""
-
-    type_name = "burst"
-    Options = BurstOptions
-
-    async def run(self, emit: Emit) -> None:
-        meta = {"root": "/bench/in"}
-        for n in range(self.options.count):
-            await emit(
-                Event(EventKind.CLOSED_WRITE, f"/bench/in/f{n:07d}.csv", "b/burst", meta=meta)
-            )
-        await asyncio.Event().wait()
-
-
-class BurstPlugin:
-    @hookimpl
-    def pipeline_components(self) -> list[type[Any]]:
-        return [BurstSource]
-
-
-def throughput(url: str, events: int, batch_size: int, concurrency: int) -> dict[str, Any]:
-    """Events/s from the synthetic source into one stream, through the engine."""
+def throughput(url: str, events: int, batch_size: int, concurrency: int) -> tuple[int, Timing]:
+    """Entries stored, and the time the synthetic events took into one stream."""
     from fspipeline_redis import plugin as redis_plugin
 
-    registry = build_registry(
-        extra_plugins=[("burst", BurstPlugin()), ("redis", redis_plugin)], autoload=False
-    )
     stream = f"bench:{uuid.uuid4().hex[:8]}"
     sink = {
         "type": "redis",
@@ -86,35 +45,20 @@ def throughput(url: str, events: int, batch_size: int, concurrency: int) -> dict
         "concurrency": concurrency,
         "queue_size": 4096,
     }
-    data = {"pipelines": {"b": {"sources": [{"type": "burst", "count": events}], "sinks": [sink]}}}
-    plan = load_config_data(data, registry, source="bench", config_dir=REPO)
     counter = redis.Redis.from_url(url)
 
-    async def scenario() -> tuple[float, float]:
-        runner = Runner(plan, registry)
-        task = asyncio.create_task(runner.run())
-        started, cpu = time.perf_counter(), time.process_time()
-        while counter.xlen(stream) < events:  # a blocking call: its wait is not CPU time
-            await asyncio.sleep(0.01)
-        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu
-        runner.request_stop()
-        await task
-        return elapsed, cpu
+    async def all_stored() -> bool:
+        return bool(counter.xlen(stream) >= events)  # a blocking call: its wait is not CPU time
 
     try:
-        elapsed, cpu = asyncio.run(scenario())
-        stored = counter.xlen(stream)
+        timing = asyncio.run(
+            brokerbench.run_burst(sink, events, all_stored, plugins=[("redis", redis_plugin)])
+        )
+        stored = int(counter.xlen(stream))
     finally:
         counter.delete(stream)
         counter.close()
-    return {
-        "batch_size": batch_size,
-        "concurrency": concurrency,
-        "events": stored,
-        "seconds": elapsed,
-        "events_per_s": events / elapsed,
-        "cpu_us_per_event": cpu / events * 1e6,
-    }
+    return stored, timing
 
 
 class Receiver:
@@ -146,88 +90,31 @@ class Receiver:
         self.client.close()
 
 
-def latency(url: str, files: int, pause: float) -> dict[str, float]:
-    """p50/p99/max ms from a file's close to its entry reaching an independent consumer."""
-    base = Path("/dev/shm") if Path("/dev/shm").is_dir() else None
-    with tempfile.TemporaryDirectory(dir=base, prefix="fsbench-redis-") as folder:
-        root = Path(folder)
-        inbox = root / "inbox"
-        inbox.mkdir()
-        stream = f"bench:{uuid.uuid4().hex[:8]}"
-        (root / "config.yaml").write_text(
-            f"""\
+def latency(url: str, files: int, pause: float) -> Latency:
+    """File close -> its entry at an independent consumer."""
+    stream = f"bench:{uuid.uuid4().hex[:8]}"
+    config = f"""\
 pipelines:
   bench:
     sources: [{{type: inotify, paths: [inbox], events: [closed_write]}}]
     sinks: [{{type: redis, url: "{url}", stream: "{stream}", batch_size: 256}}]
 """
-        )
-        receiver = Receiver(url, stream)
-        running = Background("run", "config.yaml", cwd=root)
-        closed: dict[str, float] = {}
-        try:
-            running.wait_ready()
-            for warm in range(20):  # first connection, first allocations
-                (inbox / f"warm{warm}").write_bytes(b"x")
-            time.sleep(0.5)
-            for n in range(files):
-                path = inbox / f"f{n:06d}"
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o644)
-                os.write(fd, b"x")
-                os.close(fd)
-                closed[str(path)] = time.monotonic()
-                time.sleep(pause)
-            deadline = time.monotonic() + 30
-            while not closed.keys() <= receiver.arrived.keys() and time.monotonic() < deadline:
-                time.sleep(0.05)
-        finally:
-            running.interrupt()
-            receiver.stop()
-    times = sorted(
-        (receiver.arrived[p] - t) * 1000 for p, t in closed.items() if p in receiver.arrived
-    )
-    if not times:
-        raise SystemExit(f"no entry arrived; pipeline stderr:\n{running.stderr}")
-    return {
-        "files": files,
-        "received": len(times),
-        "p50_ms": statistics.median(times),
-        "p99_ms": times[max(0, int(len(times) * 0.99) - 1)],
-        "max_ms": times[-1],
-    }
+    receiver = Receiver(url, stream)
+    return brokerbench.close_to_arrival(config, receiver, files, pause, name="redis")
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--url", default="redis://127.0.0.1:6379/0", help="Redis to write to")
-    parser.add_argument("--events", type=int, default=50_000, help="events per throughput row")
-    parser.add_argument("--files", type=int, default=1000, help="files in the latency run")
-    parser.add_argument("--pause", type=float, default=0.005, help="seconds between files")
-    args = parser.parse_args()
-    import structlog
-
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
-
-    print(f"Redis Streams sink into {args.url} ({args.events:,} events a row)\n")
-    print(
-        f"{'batch_size':>10}  {'concurrency':>11}  {'seconds':>8}  {'events/s':>9}  "
-        f"{'CPU us/event':>12}  {'events/CPU-s':>12}"
+    brokerbench.engine_benchmark(
+        __doc__,
+        sink="Redis Streams sink",
+        url="redis://127.0.0.1:6379/0",
+        url_help="Redis to write to",
+        events=50_000,
+        rows=ROWS,
+        throughput=throughput,
+        latency=latency,
+        arrival="entry at an independent consumer",
     )
-    for batch_size, concurrency in ROWS:
-        row = throughput(args.url, args.events, batch_size, concurrency)
-        assert row["events"] == args.events, row
-        print(
-            f"{batch_size:>10}  {concurrency:>11}  {row['seconds']:>8.2f}  "
-            f"{row['events_per_s']:>9,.0f}  {row['cpu_us_per_event']:>12.1f}  "
-            f"{1e6 / row['cpu_us_per_event']:>12,.0f}"
-        )
-    row = latency(args.url, args.files, args.pause)
-    print(
-        f"\nfile close -> entry at an independent consumer ({row['received']:.0f} of "
-        f"{row['files']:.0f} files, one every {args.pause * 1000:g} ms)"
-    )
-    print(f"{'p50 ms':>8}  {'p99 ms':>8}  {'max ms':>8}")
-    print(f"{row['p50_ms']:>8.2f}  {row['p99_ms']:>8.2f}  {row['max_ms']:>8.2f}")
 
 
 if __name__ == "__main__":

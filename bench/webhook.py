@@ -20,27 +20,26 @@ import statistics
 import subprocess
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
+import brokerbench
 import httpx
-import structlog
+from brokerbench import REPO, Column, Table
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-from pipeline import ComponentOptions, Emit, Event, EventKind, Source, hookimpl  # noqa: E402
-from pipeline.config import load_config_data  # noqa: E402
-from pipeline.engine import Runner  # noqa: E402
-from pipeline.registry import build_registry  # noqa: E402
-from tests.conftest import make_component  # noqa: E402
+from pipeline import Event, EventKind
+from tests.conftest import make_component
 
 ROWS = [(1, 1, 1), (1, 8, 1), (100, 1, 10), (100, 4, 10)]
 """(batch_size, concurrency, events as a multiple of --events) of each measured run; batched
 rows get more events so that they last long enough to measure."""
-ROW = (
-    "{batch_size:>10}  {concurrency:>11}  {events:>8}  {requests:>8}  {seconds:>8.2f}  "
-    "{events_per_s:>9,.0f}  {requests_per_s:>10,.0f}"
+TABLE = Table(
+    Column("batch_size", 10),
+    Column("concurrency", 11),
+    Column("events", 8),
+    Column("requests", 8),
+    Column("seconds", 8, ".2f"),
+    Column("events/s", 9, ",.0f"),
+    Column("requests/s", 10, ",.0f"),
 )
 
 
@@ -114,33 +113,7 @@ class Server:
 # -- the pipeline under test ------------------------------------------------------------
 
 
-class BurstOptions(ComponentOptions):
-    count: int
-
-
-class BurstSource(Source[BurstOptions]):
-    """Emits `count` closed_write events as fast as the engine takes them."""
-
-    type_name = "burst"
-    Options = BurstOptions
-
-    async def run(self, emit: Emit) -> None:
-        meta = {"root": "/bench/in"}
-        for n in range(self.options.count):
-            await emit(
-                Event(EventKind.CLOSED_WRITE, f"/bench/in/f{n:07d}.csv", "b/burst", meta=meta)
-            )
-        await asyncio.Event().wait()
-
-
-class BurstPlugin:
-    @hookimpl
-    def pipeline_components(self) -> list[type[Any]]:
-        return [BurstSource]
-
-
 def measure(server: Server, events: int, batch_size: int, concurrency: int) -> dict[str, Any]:
-    registry = build_registry(extra_plugins=[("burst", BurstPlugin())], autoload=False)
     sink = {
         "type": "webhook",
         "url": server.url + "/hook/{kind}",
@@ -148,18 +121,16 @@ def measure(server: Server, events: int, batch_size: int, concurrency: int) -> d
         "concurrency": concurrency,
         "queue_size": 4096,
     }
-    data = {"pipelines": {"b": {"sources": [{"type": "burst", "count": events}], "sinks": [sink]}}}
-    plan = load_config_data(data, registry, source="bench", config_dir=REPO)
     server.reset()
 
     async def scenario() -> None:
-        runner = Runner(plan, registry)
-        task = asyncio.create_task(runner.run())
         async with httpx.AsyncClient() as stats:
-            while (await stats.get(server.url + "/stats")).json()["events"] < events:
-                await asyncio.sleep(0.05)
-        runner.request_stop()
-        await task
+
+            async def all_counted() -> bool:
+                counted: int = (await stats.get(server.url + "/stats")).json()["events"]
+                return counted >= events
+
+            await brokerbench.run_burst(sink, events, all_counted, poll=0.05)
 
     asyncio.run(scenario())
     counts = server.stats()
@@ -193,8 +164,8 @@ def send_latency(server: Server, sends: int) -> tuple[float, float]:
         await hook.close()
         return times
 
-    times = sorted(asyncio.run(run()))
-    return statistics.median(times), times[int(len(times) * 0.99) - 1]
+    times = asyncio.run(run())
+    return statistics.median(times), brokerbench.percentile(times, 0.99)
 
 
 def main() -> None:
@@ -207,14 +178,15 @@ def main() -> None:
     if args.serve:
         asyncio.run(serve(args.serve))
         return
-    structlog.configure(wrapper_class=structlog.make_filtering_bound_logger(40))  # errors only
+    brokerbench.quiet_logs()
     server = Server()
     try:
         print("webhook sink -> local HTTP server (its own process)")
-        print("batch_size  concurrency    events  requests   seconds   events/s  requests/s")
+        print(TABLE.header())
         for batch_size, concurrency, times in ROWS:
             row = measure(server, args.events * times, batch_size, concurrency)
-            print(ROW.format(**row))
+            cells = ("events", "requests", "seconds", "events_per_s", "requests_per_s")
+            print(TABLE.row(batch_size, concurrency, *(row[cell] for cell in cells)))
         p50, p99 = send_latency(server, 2000)
         print(f"\none send (request -> 200), 2000 sequential: p50 {p50:.2f} ms, p99 {p99:.2f} ms")
     finally:

@@ -7,8 +7,10 @@ import queue
 import signal
 import subprocess
 import sys
+import textwrap
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import IO
 
@@ -88,6 +90,26 @@ class Background:
             extra.append(self.stdout.get())
         return extra
 
+    def wait_for(
+        self,
+        condition: Callable[[], object],
+        timeout: float,
+        what: str | Callable[[], str],
+        *,
+        every: float = 0.05,
+    ) -> None:
+        """Poll `condition` every `every` s while this pipeline runs; fail, saying `what`
+        did not happen (a function: evaluated then) with the end of stderr, if the
+        pipeline exits first or `timeout` s pass."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            code = self.proc.poll()
+            if code is not None or time.monotonic() > deadline:
+                said = what() if callable(what) else what
+                why = f"the pipeline exited with {code}" if code is not None else f"{timeout:g}s"
+                raise AssertionError(f"{said} ({why}); stderr:\n{self.stderr[-5000:]}")
+            time.sleep(every)
+
     def interrupt(self, timeout: float = 20) -> int:
         """Send SIGINT (Ctrl-C) and return the exit code."""
         self.proc.send_signal(signal.SIGINT)
@@ -96,3 +118,45 @@ class Background:
         finally:
             if self.proc.poll() is None:
                 self.proc.kill()
+
+
+def start_run(folder: Path, config: str, *, env: dict[str, str] | None = None) -> Background:
+    """`pipeline run config.yaml` in `folder` with `config` written there, once ready."""
+    (folder / "config.yaml").write_text(config)
+    running = Background("run", "config.yaml", cwd=folder, env=env)
+    running.wait_ready()
+    return running
+
+
+def inbox_config(
+    sink: str,
+    *,
+    pipeline: str = "landing",
+    events: str = "closed_write",
+    state_dir: bool = False,
+    more: str = "",
+) -> str:
+    """A config whose pipeline `pipeline` watches the folder `inbox` (inotify, `events`
+    comma-separated) into one sink, given as its YAML mapping (`type: …` and its options,
+    one a line); `more`: further pipelines, as YAML (`name:` then its keys)."""
+    sink_lines = textwrap.indent(textwrap.dedent(sink).strip(), " " * 8)[8:]
+    other_pipelines = textwrap.indent(textwrap.dedent(more).strip(), "  ")
+    head = "state_dir: state\n" if state_dir else ""
+    return (
+        f"{head}pipelines:\n"
+        f"  {pipeline}:\n"
+        "    sources:\n"
+        "      - type: inotify\n"
+        "        paths: [inbox]\n"
+        f"        events: [{events}]\n"
+        "    sinks:\n"
+        f"      - {sink_lines}\n" + (f"{other_pipelines}\n" if more else "")
+    )
+
+
+def rss_kib(pid: int) -> int:
+    """The resident memory of process `pid`, in KiB."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    raise AssertionError(f"no VmRSS for process {pid}")

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 import pytest
 
-from tests.e2e.cli import Background, pipeline
+from tests.e2e.cli import inbox_config, pipeline, start_run
 from tests.integration.test_webhook_receiver import Answer, Receiver
 
 pytestmark = pytest.mark.integration
@@ -22,23 +21,17 @@ def test_every_file_is_delivered_once_and_no_secret_is_logged(
     inbox = tmp_path / "inbox"
     inbox.mkdir()
     with Receiver() as server:
-        (tmp_path / "config.yaml").write_text(
+        config = inbox_config(
             f"""\
-state_dir: state
-pipelines:
-  landing:
-    sources:
-      - type: inotify
-        paths: [inbox]
-        events: [closed_write]
-    sinks:
-      - type: webhook
-        url: "http://ingest:${{HOOK_PASS}}@127.0.0.1:{server.port}/hook/{{kind}}?key=${{HOOK_KEY}}"
-        headers: {{X-Api-Key: "${{HOOK_KEY}}"}}
-        concurrency: 4
-        retry_backoff: 50ms
-"""
+            type: webhook
+            url: "http://ingest:${{HOOK_PASS}}@127.0.0.1:{server.port}/hook/{{kind}}?key=${{HOOK_KEY}}"
+            headers: {{X-Api-Key: "${{HOOK_KEY}}"}}
+            concurrency: 4
+            retry_backoff: 50ms
+            """,
+            state_dir=True,
         )
+        (tmp_path / "config.yaml").write_text(config)
         # The webhook sink is built in: installed plugins (being built alongside) stay out.
         env = {
             "HOOK_PASS": PASSWORD,
@@ -51,15 +44,15 @@ pipelines:
         assert checked.returncode == 0, checked.stdout + checked.stderr
 
         server.answer(Answer(503, body=b"maintenance"), Answer(503, body=b"maintenance"))
-        run = Background("run", "config.yaml", cwd=tmp_path, env=env)
-        run.wait_ready()
+        run = start_run(tmp_path, config, env=env)
         names = [f"f{n:03d} (copy).csv" for n in range(FILES)]
         for name in names:
             (inbox / name).write_text("id,amount\n1,9.99\n")
-        deadline = time.monotonic() + 30
-        while sum(r.status == 200 for r in server.received) < FILES:
-            assert time.monotonic() < deadline, f"{len(server.received)} requests\n{run.stderr}"
-            time.sleep(0.05)
+        run.wait_for(
+            lambda: sum(r.status == 200 for r in server.received) >= FILES,
+            30,
+            lambda: f"{FILES} files delivered ({len(server.received)} requests)",
+        )
         assert run.interrupt() == 0
         delivered = [r for r in server.received if r.status == 200]
         refused = [r for r in server.received if r.status == 503]

@@ -7,14 +7,13 @@ import collections
 import json
 import os
 import signal
-import subprocess
 import threading
 import time
 from pathlib import Path
 
 import pytest
 from pipeline import EventKind, from_json
-from tests.e2e.cli import PIPELINE, Background
+from tests.e2e.cli import Background, inbox_config, pipeline, rss_kib, start_run
 
 from amqp_testkit import BAD_PASSWORD, BAD_URL, URL, Broker, event, start_broker, stop_app
 
@@ -27,20 +26,6 @@ def lines(path: Path) -> list[str]:
     return path.read_text().splitlines() if path.exists() else []
 
 
-def wait_until(condition: object, timeout: float, what: str, proc: Background) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():  # type: ignore[operator]
-        assert time.monotonic() < deadline, f"{what} within {timeout}s; stderr:\n{proc.stderr}"
-        time.sleep(0.05)
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 def test_10000_events_arrive_once_each_in_order_per_path(
     tmp_path: Path, broker: Broker, names: str
 ) -> None:
@@ -48,21 +33,14 @@ def test_10000_events_arrive_once_each_in_order_per_path(
     queue = broker.queue(names, bind=(exchange, "fs.#"))
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (tmp_path / "config.yaml").write_text(f"""\
-pipelines:
-  landing:
-    sources:
-      - type: inotify
-        paths: [inbox]
-        events: [created, closed_write, deleted]
-    sinks:
-      - type: amqp
+    sink = f"""\
+        type: amqp
         url: ${{AMQP_URL}}
         exchange: {exchange}
         batch_size: 256
-""")
-    run = Background("run", "config.yaml", cwd=tmp_path, env=ENV)
-    run.wait_ready()
+        """
+    config = inbox_config(sink, events="created, closed_write, deleted")
+    run = start_run(tmp_path, config, env=ENV)
     files = 3334  # created + closed_write + deleted each: 10,002 events
     for n in range(files):
         path = inbox / f"f{n:04d}.csv"
@@ -95,16 +73,8 @@ def test_a_broker_outage_loses_nothing_with_a_spool(
     work = broker.queue(f"{names}.work", bind=(exchange, "fs.#"))
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (tmp_path / "config.yaml").write_text(f"""\
-state_dir: state
-pipelines:
-  landing:
-    sources:
-      - type: inotify
-        paths: [inbox]
-        events: [closed_write]
-    sinks:
-      - type: amqp
+    sink = f"""\
+        type: amqp
         url: ${{AMQP_URL}}
         exchange: {exchange}
         connect_timeout: 1s
@@ -113,19 +83,20 @@ pipelines:
         max_attempts: 0
         retry_backoff: 100ms
         retry_max_backoff: 500ms
-  worker:
-    sources:
-      - type: amqp
-        url: ${{AMQP_URL}}
-        queue: {work}
-        reconnect_backoff: 100ms
-        reconnect_max_backoff: 500ms
-    sinks:
-      - type: logfile
-        path: worked.jsonl
-""")
-    run = Background("run", "config.yaml", cwd=tmp_path, env=ENV)
-    run.wait_ready()
+        """
+    worker = f"""\
+        worker:
+          sources:
+            - type: amqp
+              url: ${{AMQP_URL}}
+              queue: {work}
+              reconnect_backoff: 100ms
+              reconnect_max_backoff: 500ms
+          sinks:
+            - type: logfile
+              path: worked.jsonl
+        """
+    run = start_run(tmp_path, inbox_config(sink, state_dir=True, more=worker), env=ENV)
     written: list[str] = []
     stop = threading.Event()
 
@@ -154,11 +125,10 @@ pipelines:
 
     audited = {from_json(m.body).path for m in broker.drain(audit, len(written), timeout=60)}
     worked_log = tmp_path / "worked.jsonl"
-    wait_until(
+    run.wait_for(
         lambda: {json.loads(line)["data"]["path"] for line in lines(worked_log)} >= set(written),
         30,
         "the worker pipeline did not log every event",
-        run,
     )
     assert run.interrupt() == 0, run.stderr
 
@@ -203,7 +173,7 @@ def test_a_consumer_acks_only_after_its_sink_and_a_kill_loses_nothing(
 
     first = Background("run", "config.yaml", cwd=tmp_path, env=ENV)
     first.wait_ready()
-    wait_until(lambda: len(lines(done)) >= 10, 30, "10 events not processed", first)
+    first.wait_for(lambda: len(lines(done)) >= 10, 30, "10 events not processed")
     os.kill(first.proc.pid, signal.SIGKILL)  # mid-run: no drain, no goodbye
     first.proc.wait(10)
 
@@ -215,7 +185,7 @@ def test_a_consumer_acks_only_after_its_sink_and_a_kill_loses_nothing(
 
     second = Background("run", "config.yaml", cwd=tmp_path, env=ENV)
     second.wait_ready()
-    wait_until(lambda: set(lines(done)) >= {e.path for e in sent}, 30, "not all done", second)
+    second.wait_for(lambda: set(lines(done)) >= {e.path for e in sent}, 30, "not all done")
     assert second.interrupt() == 0, second.stderr
     assert broker.count(queue) == 0
     assert broker.peek(queue) == []  # nothing left unacked either
@@ -240,7 +210,7 @@ def test_a_failing_sink_sends_the_message_to_the_dead_letter_exchange(
     broker.publish_events(names, [good[0], bad[0], good[1], bad[1], good[2]])
 
     dead = broker.drain(f"{names}.dlq", 2, timeout=30)
-    wait_until(lambda: len(lines(tmp_path / "done.txt")) == 3, 10, "good ones not done", run)
+    run.wait_for(lambda: len(lines(tmp_path / "done.txt")) == 3, 10, "good ones not done")
     assert run.interrupt() == 0, run.stderr
 
     assert sorted(from_json(m.body).id for m in dead) == sorted(e.id for e in bad)
@@ -274,15 +244,7 @@ pipelines:
 """)
     env = {"AMQP_URL": BAD_URL}
 
-    checked = subprocess.run(
-        [PIPELINE, "check", "--connect", "config.yaml"],
-        cwd=tmp_path,
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    checked = pipeline("check", "--connect", "config.yaml", cwd=tmp_path, env=env)
     assert checked.returncode == 1, checked.stdout + checked.stderr
     assert checked.stdout.count("refused the login (ACCESS_REFUSED)") == 2, checked.stdout
     assert "amqp://guest:***@127.0.0.1:5672/" in checked.stdout

@@ -24,26 +24,13 @@ from typing import Any
 import pytest
 from pipeline import Event, EventKind
 from tests.conftest import make_component
-from tests.e2e.cli import Background, pipeline
+from tests.e2e.cli import Background, inbox_config, pipeline, start_run
 
 from fspipeline_mqtt import MqttSink
 
 pytestmark = pytest.mark.e2e
 
 PASSWORD = "s3cret-Pw"
-
-
-def wait(condition: Callable[[], bool], timeout: float, failure: Callable[[], str]) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, failure()
-        time.sleep(0.05)
-
-
-def write_config(folder: Path, body: str) -> Path:
-    config = folder / "config.yaml"
-    config.write_text(body)
-    return config
 
 
 def test_ten_thousand_events_arrive_each_once_in_order_per_path(
@@ -53,31 +40,20 @@ def test_ten_thousand_events_arrive_each_once_in_order_per_path(
     reader = subscribe(mosquitto, f"{prefix}/#")
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    write_config(
-        tmp_path,
-        f"""\
-pipelines:
-  bulk:
-    sources:
-      - type: inotify
-        paths: [inbox]
-        events: [closed_write]
-    sinks:
-      - type: mqtt
+    sink = f"""\
+        type: mqtt
         url: {mosquitto}
         topic: "{prefix}/{{pipeline}}/{{kind}}"
         qos: 1
         batch_size: 256
-""",
-    )
-    run = Background("run", "config.yaml", cwd=tmp_path)
-    run.wait_ready()
+        """
+    run = start_run(tmp_path, inbox_config(sink, pipeline="bulk"))
     files = [inbox / f"f{n:05d}.csv" for n in range(5000)]
     for rewrite in range(2):  # each file twice, the two events far apart in the queue
         for path in files:
             path.write_bytes(b"x" * (rewrite + 1))
-    wait(
-        lambda: len(reader.events()) >= 10_000, 120, lambda: f"{len(reader.events())}; {run.stderr}"
+    run.wait_for(
+        lambda: len(reader.events()) >= 10_000, 120, lambda: f"{len(reader.events())} arrived"
     )
     time.sleep(0.5)  # anything extra would show up now
     assert run.interrupt() == 0
@@ -101,18 +77,8 @@ def test_broker_killed_mid_run_loses_nothing_with_a_spool(
     time.sleep(1.5)  # the broker's autosave has the subscriber's session on disk
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    write_config(
-        tmp_path,
-        f"""\
-state_dir: state
-pipelines:
-  landing:
-    sources:
-      - type: inotify
-        paths: [inbox]
-        events: [closed_write]
-    sinks:
-      - type: mqtt
+    sink = f"""\
+        type: mqtt
         url: {broker.url()}
         persistent_session: true
         client_id: landing-outage-test
@@ -122,10 +88,8 @@ pipelines:
         max_attempts: 1000
         retry_backoff: 100ms
         retry_max_backoff: 500ms
-""",
-    )
-    run = Background("run", "config.yaml", cwd=tmp_path)
-    run.wait_ready()
+        """
+    run = start_run(tmp_path, inbox_config(sink, state_dir=True))
     files = [inbox / f"o{n:04d}.csv" for n in range(1000)]
 
     def produce() -> None:
@@ -135,19 +99,16 @@ pipelines:
 
     producer = threading.Thread(target=produce)
     producer.start()
-    wait(lambda: len(reader.events()) > 200, 30, run.stderr.__str__)
+    run.wait_for(lambda: len(reader.events()) > 200, 30, "200 events before the kill")
     broker.kill()  # SIGKILL while files keep coming
     time.sleep(2.0)
     broker.start()
     producer.join()
     wanted = {str(p) for p in files}
-    wait(
+    run.wait_for(
         lambda: {e["data"]["path"] for e in reader.events()} >= wanted,
         60,
-        lambda: (
-            f"{len(wanted - {e['data']['path'] for e in reader.events()})} missing\n"
-            f"{run.stderr[-3000:]}"
-        ),
+        lambda: f"{len(wanted - {e['data']['path'] for e in reader.events()})} missing",
     )
     assert run.interrupt() == 0
     received = reader.events()
@@ -160,8 +121,7 @@ def test_wrong_password_fails_the_check_and_the_run_keeps_retrying(
 ) -> None:
     broker = private_broker(users={"ingest": PASSWORD})
     (tmp_path / "inbox").mkdir()
-    write_config(
-        tmp_path,
+    (tmp_path / "config.yaml").write_text(
         f"""\
 shutdown_timeout: 1s  # the event that cannot be delivered is not waited for at Ctrl-C
 pipelines:
@@ -181,7 +141,7 @@ pipelines:
         url: mqtt://ingest:${{MQTT_PASSWORD}}@127.0.0.1:{broker.port}
     sinks:
       - type: console
-""",
+"""
     )
     env = {"MQTT_PASSWORD": "wr0ng-Pw"}
     monkeypatch.setenv("MQTT_PASSWORD", env["MQTT_PASSWORD"])
@@ -194,9 +154,11 @@ pipelines:
     run = Background("run", "config.yaml", cwd=tmp_path, env=env)
     run.wait_ready()
     (tmp_path / "inbox" / "a.csv").write_text("x")
-    wait(lambda: run.stderr.count("will retry") >= 3, 30, lambda: run.stderr)
-    wait(
-        lambda: run.stderr.count("MQTT broker not available; retrying") >= 2, 30, lambda: run.stderr
+    run.wait_for(lambda: run.stderr.count("will retry") >= 3, 30, "3 retries of the sink")
+    run.wait_for(
+        lambda: run.stderr.count("MQTT broker not available; retrying") >= 2,
+        30,
+        "2 retries of the source",
     )
     assert run.proc.poll() is None  # still running
     assert run.interrupt() == 0
@@ -219,8 +181,7 @@ def test_the_source_acknowledges_only_what_its_sink_delivered(
     prefix = f"work-{uuid.uuid4().hex[:8]}"
     (tmp_path / "loader.py").write_text(LOADER)
     loaded = tmp_path / "loaded.txt"
-    write_config(
-        tmp_path,
+    (tmp_path / "config.yaml").write_text(
         f"""\
 pipelines:
   worker:
@@ -233,7 +194,7 @@ pipelines:
     sinks:
       - type: command
         argv: [{sys.executable}, loader.py, {loaded}, "{{path}}"]
-""",
+"""
     )
     first = Background("run", "config.yaml", cwd=tmp_path)
     first.wait_ready()
@@ -244,13 +205,13 @@ pipelines:
     def lines() -> list[str]:
         return loaded.read_text().splitlines() if loaded.exists() else []
 
-    wait(lambda: len(lines()) >= 2, 20, lambda: first.stderr)
+    first.wait_for(lambda: len(lines()) >= 2, 20, "2 events loaded")
     os.kill(first.proc.pid, signal.SIGKILL)  # no shutdown: the rest is not acknowledged
     first.proc.wait(10)
     assert len(lines()) < 6
     second = Background("run", "config.yaml", cwd=tmp_path)
     second.wait_ready()
-    wait(lambda: set(lines()) >= {e.path for e in sent}, 30, lambda: second.stderr)
+    second.wait_for(lambda: set(lines()) >= {e.path for e in sent}, 30, "every event loaded")
     assert second.interrupt() == 0
     assert lines().count(sent[0].path) == 1  # delivered and acknowledged before the kill
 

@@ -17,26 +17,27 @@ def nats_url() -> str:
     return ensure_shared_server()
 
 
-@pytest.fixture
-def private_nats(tmp_path: Path) -> Iterator[PrivateServer]:
-    """A JetStream server of this test's own, to kill and restart."""
-    server = PrivateServer(tmp_path / "nats-store")
+def serving(server: PrivateServer) -> Iterator[PrivateServer]:
+    """`server` running for the test, stopped after it."""
     server.start()
     try:
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def private_nats(tmp_path: Path) -> Iterator[PrivateServer]:
+    """A JetStream server of this test's own, to kill and restart."""
+    yield from serving(PrivateServer(tmp_path / "nats-store"))
 
 
 @pytest.fixture
 def secured_nats(tmp_path: Path) -> Iterator[PrivateServer]:
     """A JetStream server that wants user `alice` with password `s3cret-pw`."""
-    server = PrivateServer(tmp_path / "nats-secured", "--user", "alice", "--pass", "s3cret-pw")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+    yield from serving(
+        PrivateServer(tmp_path / "nats-secured", "--user", "alice", "--pass", "s3cret-pw")
+    )
 
 
 @pytest.fixture

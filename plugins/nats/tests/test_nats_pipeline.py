@@ -9,59 +9,44 @@ from pathlib import Path
 
 import pytest
 from pipeline import from_json
-from tests.e2e.cli import Background
+from tests.e2e.cli import Background, inbox_config, rss_kib, start_run
 
 from nats_servers import PrivateServer, read_stream, stream_count
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
 PUBLISHER = """\
-state_dir: state
-pipelines:
-  landing:
-    sources:
-      - type: inotify
-        paths: [inbox]
-        events: [closed_write]
-    sinks:
-      - type: nats
-        url: {url}
-        subject: "{stream}.{{pipeline}}.{{kind}}"
-        create_stream: {{name: {stream}}}
-        batch_size: 256
-        reconnect_wait: 100ms
-        reconnect_max_wait: 500ms
-        publish_timeout: 2s
+type: nats
+url: {url}
+subject: "{stream}.{{pipeline}}.{{kind}}"
+create_stream: {{name: {stream}}}
+batch_size: 256
+reconnect_wait: 100ms
+reconnect_max_wait: 500ms
+publish_timeout: 2s
 {extra}"""
 
 
-def write_config(folder: Path, url: str, stream: str, extra: str = "") -> None:
+def start_publisher(folder: Path, url: str, stream: str, extra: str = "") -> Background:
     (folder / "inbox").mkdir()
-    (folder / "config.yaml").write_text(PUBLISHER.format(url=url, stream=stream, extra=extra))
+    sink = PUBLISHER.format(url=url, stream=stream, extra=extra)
+    return start_run(folder, inbox_config(sink, state_dir=True))
 
 
 def wait_count(url: str, stream: str, count: int, running: Background, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while (got := asyncio.run(stream_count(url, stream))) < count:
-        assert running.proc.poll() is None, running.stderr[-3000:]
-        assert time.monotonic() < deadline, f"{got} of {count} messages\n{running.stderr[-3000:]}"
-        time.sleep(0.2)
-
-
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
+    running.wait_for(
+        lambda: asyncio.run(stream_count(url, stream)) >= count,
+        timeout,
+        lambda: f"{asyncio.run(stream_count(url, stream))} of {count} messages",
+        every=0.2,
+    )
 
 
 def test_ten_thousand_events_arrive_each_once_in_order_per_path(
     tmp_path: Path, nats_url: str, stream_name: str
 ) -> None:
-    write_config(tmp_path, nats_url, stream_name)
-    running = Background("run", "config.yaml", cwd=tmp_path)
+    running = start_publisher(tmp_path, nats_url, stream_name)
     try:
-        running.wait_ready()
         paths = [tmp_path / "inbox" / f"file-{n:04d}.csv" for n in range(2000)]
         for round_ in range(5):  # 5 closed_write events per path, 10,000 in all
             for path in paths:
@@ -90,12 +75,10 @@ def test_ten_thousand_events_arrive_each_once_in_order_per_path(
 def test_an_outage_loses_nothing_and_keeps_memory_flat(
     tmp_path: Path, private_nats: PrivateServer
 ) -> None:
-    extra = "        spool: true\n        max_attempts: 0\n        retry_max_backoff: 500ms\n"
-    write_config(tmp_path, private_nats.url, "OUT", extra)
+    extra = "spool: true\nmax_attempts: 0\nretry_max_backoff: 500ms\n"
+    running = start_publisher(tmp_path, private_nats.url, "OUT", extra)
     inbox = tmp_path / "inbox"
-    running = Background("run", "config.yaml", cwd=tmp_path)
     try:
-        running.wait_ready()
         for n in range(500):
             (inbox / f"before-{n:04d}").write_text("x")
         wait_count(private_nats.url, "OUT", 500, running, timeout=60)
@@ -105,10 +88,9 @@ def test_an_outage_loses_nothing_and_keeps_memory_flat(
         for n in range(2000):  # produced while NATS is down: they wait in the spool on disk
             (inbox / f"during-{n:04d}").write_text("x")
         spool = tmp_path / "state" / "spool.sqlite3"
-        deadline = time.monotonic() + 30
-        while "delivery failed; will retry" not in running.stderr:
-            assert time.monotonic() < deadline, running.stderr[-3000:]
-            time.sleep(0.1)
+        running.wait_for(
+            lambda: "delivery failed; will retry" in running.stderr, 30, "a failed delivery"
+        )
         time.sleep(1.0)  # retrying for a while, with the events on disk
         during = rss_kib(running.proc.pid)
         assert running.proc.poll() is None

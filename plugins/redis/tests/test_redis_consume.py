@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import time
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -73,14 +72,6 @@ def loaded(folder: Path) -> list[str]:
     return out.read_text().splitlines() if out.exists() else []
 
 
-def wait(condition: Callable[[], bool], timeout: float, why: str, running: Background) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert running.proc.poll() is None, running.stderr
-        assert time.monotonic() < deadline, f"{why}\n{running.stderr}"
-        time.sleep(0.05)
-
-
 def test_entries_are_acked_only_after_the_sink_delivered_and_failures_dead_lettered(
     tmp_path: Path, rdb: redis.Redis, stream: str, shared_redis: str
 ) -> None:
@@ -91,13 +82,13 @@ def test_entries_are_acked_only_after_the_sink_delivered_and_failures_dead_lette
     try:
         running.wait_ready()
         # The loader waits at the gate: every entry is read, none is acknowledged.
-        wait(lambda: pending(rdb, stream) == 20, 15, "entries not read", running)
+        running.wait_for(lambda: pending(rdb, stream) == 20, 15, "entries not read")
         time.sleep(0.5)
         assert pending(rdb, stream) == 20
         assert loaded(tmp_path) == []
 
         (tmp_path / "gate").touch()
-        wait(lambda: pending(rdb, stream) == 0, 30, "entries not settled", running)
+        running.wait_for(lambda: pending(rdb, stream) == 0, 30, "entries not settled")
     finally:
         assert running.interrupt() == 0
 
@@ -121,7 +112,7 @@ def test_a_killed_worker_leaves_pending_entries_another_one_claims(
     first = Background("run", "w1.yaml", cwd=tmp_path, env=slow)
     try:
         first.wait_ready()
-        wait(lambda: len(loaded(tmp_path)) >= 5, 30, "w1 loaded nothing", first)
+        first.wait_for(lambda: len(loaded(tmp_path)) >= 5, 30, "w1 loaded nothing")
     finally:
         os.kill(first.proc.pid, signal.SIGKILL)  # no shutdown: its entries stay pending
         first.proc.wait(10)
@@ -132,8 +123,8 @@ def test_a_killed_worker_leaves_pending_entries_another_one_claims(
     second = Background("run", "w2.yaml", cwd=tmp_path, env=slow)
     try:
         second.wait_ready()
-        wait(lambda: set(paths) <= set(loaded(tmp_path)), 60, "entries lost", second)
-        wait(lambda: pending(rdb, stream) == 0, 15, "entries not acked", second)
+        second.wait_for(lambda: set(paths) <= set(loaded(tmp_path)), 60, "entries lost")
+        second.wait_for(lambda: pending(rdb, stream) == 0, 15, "entries not acked")
     finally:
         assert second.interrupt() == 0
     assert "claimed entries an idle consumer left pending" in second.stderr

@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import redis
-from tests.e2e.cli import Background
+from tests.e2e.cli import inbox_config, rss_kib, start_run
 
 from redis_testing import RedisServer, entries
 
@@ -31,29 +31,24 @@ def test_ten_thousand_events_arrive_each_once_in_order_per_path(
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (tmp_path / "config.yaml").write_text(
-        f"""\
-pipelines:
-  landing:
-    sources: [{{type: inotify, paths: [inbox], events: [created, closed_write]}}]
-    sinks:
-      - type: redis
+    sink = f"""\
+        type: redis
         url: {shared_redis}
         stream: {stream}
         batch_size: 256
-"""
-    )
+        """
     files = 5000  # a created and a closed_write each: 10,000 events
-    running = Background("run", "config.yaml", cwd=tmp_path)
+    running = start_run(tmp_path, inbox_config(sink, events="created, closed_write"))
     try:
-        running.wait_ready()
         started = time.monotonic()
         for i in range(files):
             (inbox / f"f{i:05d}.csv").write_bytes(b"x")
-        deadline = started + 60
-        while rdb.xlen(stream) < 2 * files:
-            assert time.monotonic() < deadline, f"{rdb.xlen(stream)} entries\n{running.stderr}"
-            time.sleep(0.1)
+        running.wait_for(
+            lambda: rdb.xlen(stream) >= 2 * files,
+            60,
+            lambda: f"{2 * files} entries ({rdb.xlen(stream)} came)",
+            every=0.1,
+        )
         elapsed = time.monotonic() - started
     finally:
         assert running.interrupt() == 0
@@ -108,13 +103,6 @@ class StreamWatcher:
         self._thread.join(5)
 
 
-def rss_kib(pid: int) -> int:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    raise AssertionError("no VmRSS")
-
-
 def spooled(state_dir: Path) -> int:
     with sqlite3.connect(state_dir / "spool.sqlite3", timeout=5) as db:
         return int(db.execute("SELECT COUNT(*) FROM spool").fetchone()[0])
@@ -125,14 +113,8 @@ def test_an_outage_loses_nothing_with_a_spool_and_memory_stays_flat(
 ) -> None:
     inbox = tmp_path / "inbox"
     inbox.mkdir()
-    (tmp_path / "config.yaml").write_text(
-        f"""\
-state_dir: state
-pipelines:
-  landing:
-    sources: [{{type: inotify, paths: [inbox], events: [closed_write]}}]
-    sinks:
-      - type: redis
+    sink = f"""\
+        type: redis
         url: {own_redis.url}
         stream: landing
         timeout: 1s
@@ -141,8 +123,7 @@ pipelines:
         max_attempts: 1000       # with retry_max_backoff 500ms: an outage of 8 minutes
         retry_backoff: 100ms
         retry_max_backoff: 500ms
-"""
-    )
+        """
 
     def write(names: range) -> set[str]:
         for i in names:
@@ -150,19 +131,17 @@ pipelines:
         return {str(inbox / f"f{i:05d}") for i in names}
 
     watcher = StreamWatcher(own_redis, "landing")
-    running = Background("run", "config.yaml", cwd=tmp_path)
+    running = start_run(tmp_path, inbox_config(sink, state_dir=True))
     try:
-        running.wait_ready()
         before = write(range(0, 500))
         watcher.wait_for(before, 30, "before the outage")
         baseline = rss_kib(running.proc.pid)
 
         own_redis.shutdown()  # redis-cli shutdown nosave
         during = write(range(500, 3500))
-        deadline = time.monotonic() + 30
-        while spooled(tmp_path / "state") < 2500:  # the backlog waits on disk
-            assert time.monotonic() < deadline, running.stderr
-            time.sleep(0.1)
+        running.wait_for(  # the backlog waits on disk
+            lambda: spooled(tmp_path / "state") >= 2500, 30, "2500 events spooled", every=0.1
+        )
         peak = rss_kib(running.proc.pid)
         own_redis.start()
         after = write(range(3500, 4000))

@@ -20,7 +20,7 @@ from pipeline.redact import redact
 from fspipeline_nats.errors import NatsUnavailable, connect_failure
 
 if TYPE_CHECKING:
-    from pipeline import Clock
+    from pipeline import Clock, ComponentContext
     from structlog.typing import FilteringBoundLogger
 
     from fspipeline_nats.settings import ConnectionOptions
@@ -59,6 +59,24 @@ class NatsLink:
         self._ready = asyncio.Event()
         self._healing: asyncio.Task[None] | None = None
         self._closed = False
+
+    @classmethod
+    def of_component(
+        cls,
+        options: ConnectionOptions,
+        context: ComponentContext,
+        log: FilteringBoundLogger,
+        on_connect: OnConnect | None = None,
+    ) -> NatsLink:
+        """The link of the component `context` describes, named after its label (the name
+        the server lists the connection under)."""
+        return cls(
+            options,
+            name=f"fspipeline {context.label}",
+            log=log,
+            clock=context.clock,
+            on_connect=on_connect,
+        )
 
     # -- one attempt --------------------------------------------------------------
 

@@ -84,13 +84,7 @@ class NatsSink(Sink[NatsSinkOptions]):
         self._by_kind: dict[EventKind, str] | None = {} if self.subject.fields <= {"kind"} else None
 
     def _make_link(self) -> NatsLink:
-        return NatsLink(
-            self.options,
-            name=f"fspipeline {self.context.label}",
-            log=self.log,
-            clock=self.context.clock,
-            on_connect=self._on_connect,
-        )
+        return NatsLink.of_component(self.options, self.context, self.log, self._on_connect)
 
     async def _on_connect(self, client: NATS) -> None:
         if self.options.create_stream is not None:

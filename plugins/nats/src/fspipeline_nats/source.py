@@ -101,12 +101,7 @@ class NatsSource(Source[NatsSourceOptions]):
         self._lingering: set[asyncio.Task[None]] = set()
 
     def _make_link(self) -> NatsLink:
-        return NatsLink(
-            self.options,
-            name=f"fspipeline {self.context.label}",
-            log=self.log,
-            clock=self.context.clock,
-        )
+        return NatsLink.of_component(self.options, self.context, self.log)
 
     def _make_acks(self, link: NatsLink) -> Acknowledger:
         options = self.options

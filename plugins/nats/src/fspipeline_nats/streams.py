@@ -19,6 +19,14 @@ if TYPE_CHECKING:
 _TRANSIENT = (nats.errors.Error, OSError, TimeoutError)
 
 
+def _failure(exc: BaseException, doing: str, url: str) -> NatsStreamMissing | NatsUnavailable:
+    """What a failed JetStream API call means: no responders is JetStream being off (a
+    setup to fix), anything else a server that cannot answer now."""
+    if isinstance(exc, nats.errors.NoRespondersError):
+        return NatsStreamMissing(api_failure(exc, doing, url))
+    return NatsUnavailable(api_failure(exc, doing, url))
+
+
 async def stream_info(js: JetStreamContext, name: str, url: str) -> api.StreamInfo:
     """The stream's info; NatsStreamMissing if it does not exist or JetStream is off."""
     try:
@@ -28,10 +36,8 @@ async def stream_info(js: JetStreamContext, name: str, url: str) -> api.StreamIn
             f"the JetStream stream {name!r} does not exist on {url}; create it (for example "
             "with the nats sink's `create_stream`, or `nats stream add`) or fix `stream`"
         ) from None
-    except nats.errors.NoRespondersError as exc:
-        raise NatsStreamMissing(api_failure(exc, f"looking up stream {name!r}", url)) from None
     except _TRANSIENT as exc:
-        raise NatsUnavailable(api_failure(exc, f"looking up stream {name!r}", url)) from None
+        raise _failure(exc, f"looking up stream {name!r}", url) from None
 
 
 async def stream_for_subject(js: JetStreamContext, subject: str, url: str) -> str:
@@ -43,10 +49,8 @@ async def stream_for_subject(js: JetStreamContext, subject: str, url: str) -> st
             f"no JetStream stream on {url} stores the subject {subject!r}; create one whose "
             "subjects cover it (`nats stream add`), or set `create_stream` on the nats sink"
         ) from None
-    except nats.errors.NoRespondersError as exc:
-        raise NatsStreamMissing(api_failure(exc, "looking up streams", url)) from None
     except _TRANSIENT as exc:
-        raise NatsUnavailable(api_failure(exc, "looking up streams", url)) from None
+        raise _failure(exc, "looking up streams", url) from None
 
 
 def stream_config(spec: StreamSpec, subjects: list[str]) -> api.StreamConfig:
@@ -74,10 +78,8 @@ async def ensure_stream(
         info = await js.stream_info(spec.name)
     except nats.js.errors.NotFoundError:
         pass
-    except nats.errors.NoRespondersError as exc:
-        raise NatsStreamMissing(api_failure(exc, f"looking up stream {spec.name!r}", url)) from None
     except _TRANSIENT as exc:
-        raise NatsUnavailable(api_failure(exc, f"looking up stream {spec.name!r}", url)) from None
+        raise _failure(exc, f"looking up stream {spec.name!r}", url) from None
     else:
         missing = [s for s in subjects if s not in (info.config.subjects or [])]
         if missing:
@@ -97,8 +99,6 @@ async def ensure_stream(
         raise NatsStreamMissing(
             api_failure(exc, f"creating stream {spec.name!r} (subjects {subjects})", url)
         ) from None
-    except nats.errors.NoRespondersError as exc:
-        raise NatsStreamMissing(api_failure(exc, f"creating stream {spec.name!r}", url)) from None
     except _TRANSIENT as exc:
-        raise NatsUnavailable(api_failure(exc, f"creating stream {spec.name!r}", url)) from None
+        raise _failure(exc, f"creating stream {spec.name!r}", url) from None
     log.info("created JetStream stream", stream=spec.name, subjects=subjects)

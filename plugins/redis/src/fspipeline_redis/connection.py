@@ -20,6 +20,7 @@ from redis.exceptions import (
     ResponseError,
 )
 
+from fspipeline_redis.commands import key_type
 from fspipeline_redis.packing import FASTER
 
 SCHEMES = ("redis", "rediss", "unix")
@@ -119,3 +120,29 @@ def translate(exc: BaseException, options: RedisConnectionOptions) -> PipelineEr
             return RedisUnavailable(message)
         return RedisCommandError(message)
     return RedisUnavailable(message)
+
+
+def opened(client: Redis | None, component: str) -> Redis:
+    """The client of an open component (`component`, e.g. "the redis sink")."""
+    if client is None:
+        raise RedisCommandError(f"{component} is not open")
+    return client
+
+
+async def probe_stream(options: RedisConnectionOptions, stream: str | None, advice: str) -> None:
+    """`check --connect`: reach Redis and, for a `stream` name, check that its key holds a
+    stream or nothing yet (`advice`: what to do when it holds something else)."""
+    client = make_client(options, reply_timeout=options.timeout)
+    try:
+        await client.ping()
+        if stream is not None:
+            kind = await key_type(client, stream)
+            if kind not in ("none", "stream"):
+                raise RedisCommandError(
+                    f"key {stream!r} at {redact(options.url)} holds a {kind}, not a stream; "
+                    + advice
+                )
+    except FAILURES as exc:
+        raise translate(exc, options) from exc
+    finally:
+        await client.aclose()

@@ -10,13 +10,13 @@ from pipeline.redact import redact
 from pydantic import Field
 from redis.asyncio import Redis
 
-from fspipeline_redis.commands import key_type
 from fspipeline_redis.connection import (
     FAILURES,
-    RedisCommandError,
     RedisConnectionOptions,
     explain,
     make_client,
+    opened,
+    probe_stream,
     translate,
 )
 from fspipeline_redis.entries import fields_of
@@ -95,23 +95,8 @@ class RedisSink(Sink[RedisSinkOptions]):
             raise translate(exc, self.options) from exc
 
     def _connected(self) -> Redis:
-        if self._client is None:
-            raise RedisCommandError("the redis sink is not open")
-        return self._client
+        return opened(self._client, "the redis sink")
 
     async def probe(self) -> None:
         """Connect, and check that the stream (when its name is fixed) can be a stream."""
-        client = make_client(self.options, reply_timeout=self.options.timeout)
-        try:
-            await client.ping()
-            if self.stream.fixed is not None:
-                kind = await key_type(client, self.stream.fixed)
-                if kind not in ("none", "stream"):
-                    raise RedisCommandError(
-                        f"key {self.stream.fixed!r} at {redact(self.options.url)} holds a "
-                        f"{kind}, not a stream; choose another `stream` or delete it"
-                    )
-        except FAILURES as exc:
-            raise translate(exc, self.options) from exc
-        finally:
-            await client.aclose()
+        await probe_stream(self.options, self.stream.fixed, "choose another `stream` or delete it")

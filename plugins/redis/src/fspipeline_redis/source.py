@@ -16,11 +16,11 @@ from fspipeline_redis import commands
 from fspipeline_redis.commands import Group, StreamEntry
 from fspipeline_redis.connection import (
     FAILURES,
-    RedisCommandError,
     RedisConnectionOptions,
     explain,
     make_client,
-    translate,
+    opened,
+    probe_stream,
 )
 from fspipeline_redis.entries import event_of, shown
 from fspipeline_redis.inflight import Entry, InFlight
@@ -306,25 +306,10 @@ class RedisSource(Source[RedisSourceOptions]):
         )
 
     def _connected(self) -> Redis:
-        if self._client is None:
-            raise RedisCommandError("the redis source is not open")
-        return self._client
+        return opened(self._client, "the redis source")
 
     # -- check --connect -----------------------------------------------------------
 
     async def probe(self) -> None:
         """Connect, and check that the stream is a stream (or absent: it is created)."""
-        client = make_client(self.options, reply_timeout=self.options.timeout)
-        group = self.group
-        try:
-            await client.ping()
-            kind = await commands.key_type(client, group.stream)
-            if kind not in ("none", "stream"):
-                raise RedisCommandError(
-                    f"key {group.stream!r} at {redact(self.options.url)} holds a {kind}, not "
-                    "a stream; choose another `stream`"
-                )
-        except FAILURES as exc:
-            raise translate(exc, self.options) from exc
-        finally:
-            await client.aclose()
+        await probe_stream(self.options, self.group.stream, "choose another `stream`")
