@@ -91,6 +91,10 @@ class Component(abc.ABC, Generic[OptionsT]):
     async def close(self) -> None:
         """Release resources; called once, also after a failed `open`."""
 
+    capabilities_after_start: ClassVar[tuple[str, ...]] = ()
+    """Linux capabilities the component still needs once open, kept when `run_as` drops
+    root (the fanotify source: CAP_DAC_READ_SEARCH, to open the files its events name)."""
+
     async def probe(self) -> None:
         """Check that what this component talks to is reachable and usable; do not keep it.
 

@@ -24,7 +24,7 @@ from pipeline.security import config_exposure
 if TYPE_CHECKING:
     from pipeline.expr import Expression
 
-TOP_LEVEL_KEYS = ("state_dir", "shutdown_timeout", "pipelines")
+TOP_LEVEL_KEYS = ("state_dir", "shutdown_timeout", "run_as", "pipelines")
 PIPELINE_KEYS = ("sources", "stages", "sinks", "dead_letter")
 SECTION_KIND = {
     "sources": ComponentKind.SOURCE,
@@ -86,6 +86,18 @@ class _Validator:
             if (plan := self.pipeline(str(name), body)) is not None
         )
         return state_dir, timeout, plans
+
+    def run_as(self, data: Any) -> str | None:
+        """`run_as: USER`: the account to become once every pipeline is open (Linux, root)."""
+        value = data.get("run_as") if isinstance(data, Mapping) else None
+        if value is None:
+            return None
+        if isinstance(value, int) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str) or not value.strip():
+            self.problem(("run_as",), "run_as must name a user (or a numeric uid), e.g. fspipeline")
+            return None
+        return value.strip()
 
     def _state_dir(self, value: Any) -> Path | None:
         if value is None:
@@ -268,9 +280,10 @@ def load_config_data(
     validator = _Validator(registry, locator or Locator(source), config_dir)
     validator.problems.extend(problems or [])
     state_dir, timeout, pipelines = validator.top_level(data)
+    run_as = validator.run_as(data)
     if validator.problems:
         raise _config_error(sorted(validator.problems, key=_position(source)))
-    return Plan(source, config_dir, state_dir, timeout, pipelines, dict(data))
+    return Plan(source, config_dir, state_dir, timeout, pipelines, dict(data), run_as=run_as)
 
 
 def _config_error(problems: list[str]) -> ConfigError:

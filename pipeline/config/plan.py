@@ -86,3 +86,5 @@ class Plan:
     shutdown_timeout: float
     pipelines: tuple[PipelinePlan, ...]
     data: dict[str, Any]
+    run_as: str | None = None
+    """The user to become once every pipeline is open (after the privileged set-up)."""

@@ -5,7 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import functools
+import os
 import signal
+import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,7 @@ from pipeline.clock import Clock, SystemClock
 from pipeline.engine.pipeline import PipelineRuntime
 from pipeline.engine.progress import ScanBoard
 from pipeline.engine.signals import on_signal
+from pipeline.errors import PipelineError
 
 if TYPE_CHECKING:
     from pipeline.config.plan import PipelinePlan, Plan
@@ -139,6 +142,40 @@ class Runner:
             removed=list(changes.remove),
         )
 
+    def _drop_privileges(self, user: str) -> None:
+        """Become `user` now that every privileged open is done, keeping only the
+        capabilities the components still need; the state_dir becomes theirs."""
+        if sys.platform != "linux":
+            raise PipelineError("run_as works on Linux only; remove it from the config")
+        import shutil
+
+        from pipeline.linux.privileges import PrivilegeError, drop_to, lookup
+
+        keep = sorted(
+            {
+                capability
+                for runtime in self.pipelines
+                for component in [
+                    *runtime.sources,
+                    *runtime.stages,
+                    *(w.sink for w in runtime.workers),
+                ]
+                for capability in component.capabilities_after_start
+            }
+        )
+        try:
+            account = lookup(user)
+            if self.plan.state_dir is not None and os.geteuid() == 0:
+                self.plan.state_dir.mkdir(parents=True, exist_ok=True)  # made later as the user
+                for folder, _, files in os.walk(self.plan.state_dir):
+                    shutil.chown(folder, account.pw_uid, account.pw_gid)
+                    for name in files:
+                        shutil.chown(os.path.join(folder, name), account.pw_uid, account.pw_gid)
+            drop_to(user, keep)
+        except (PrivilegeError, OSError) as exc:
+            raise PipelineError(f"run_as {user}: {exc}") from exc
+        log.info("dropped privileges", user=account.pw_name, uid=account.pw_uid, kept=keep or None)
+
     def request_stop(self) -> None:
         """First call: drain and stop. Second call: stop without waiting for the drain."""
         if self.stopping.is_set():
@@ -154,6 +191,12 @@ class Runner:
         except BaseException:
             await self._shutdown(deadline=0.0)
             raise
+        if self.plan.run_as is not None:
+            try:
+                self._drop_privileges(self.plan.run_as)
+            except BaseException:
+                await self._shutdown(deadline=0.0)
+                raise
         for runtime in self.pipelines:
             runtime.start()
             log.info("pipeline ready", pipeline=runtime.name)

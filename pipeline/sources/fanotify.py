@@ -105,6 +105,7 @@ class FanotifySource(Source[FanotifyOptions]):
 
     type_name = "fanotify"
     Options = FanotifyOptions
+    capabilities_after_start = ("CAP_DAC_READ_SEARCH",)  # open_by_handle_at, per event
 
     def __init__(self, options: FanotifyOptions, context: ComponentContext) -> None:
         super().__init__(options, context)
