@@ -158,6 +158,8 @@ class PipelineRuntime:
     def _chain(self) -> list[Emit]:
         """emits[i] hands an event to stage i (emits[len(stages)] fans out to the sinks)."""
         emits: list[Emit] = [self._fan_out]
+        self._outs: list[Emit] = []
+        """outs[i]: what stage i emits into, counted (for its timers and its flush too)."""
         for stage, when, stats in zip(
             reversed(self.stages),
             reversed(self._stage_conditions),
@@ -167,12 +169,19 @@ class PipelineRuntime:
             emits.insert(0, self._stage_entry(stage, emits[0], when, stats))
         return emits
 
-    def _stage_entry(
-        self, stage: Stage[Any], after: Emit, when: Expression | None, stats: ComponentStats
-    ) -> Emit:
+    @staticmethod
+    def _counted(after: Emit, stats: ComponentStats) -> Emit:
         async def downstream(event: Event) -> None:
             stats.events_out += 1
             await after(event)
+
+        return downstream
+
+    def _stage_entry(
+        self, stage: Stage[Any], after: Emit, when: Expression | None, stats: ComponentStats
+    ) -> Emit:
+        downstream = self._counted(after, stats)
+        self._outs.insert(0, downstream)
 
         async def enter(event: Event) -> None:
             stats.events_in += 1
@@ -244,7 +253,7 @@ class PipelineRuntime:
                 for lane in worker.lanes()
             ]
         for index, stage in enumerate(self.stages):
-            task = asyncio.create_task(stage.run(self._emits[index + 1]), name=stage.context.label)
+            task = asyncio.create_task(stage.run(self._outs[index]), name=stage.context.label)
             self._stage_tasks.append(task)
         if not self._source_tasks:
             for source, stats in zip(self.sources, self.source_stats, strict=True):
@@ -336,7 +345,7 @@ class PipelineRuntime:
         await _cancel(self._stage_tasks)
         for index, stage in enumerate(self.stages):
             try:
-                await stage.flush(self._emits[index + 1])
+                await stage.flush(self._outs[index])
             except Exception:
                 stage.log.error("stage failed to flush", exc_info=True)
 

@@ -56,3 +56,25 @@ def test_histogram_buckets_and_quantiles() -> None:
     assert histogram.cumulative() == [(0.001, 1), (0.01, 3), (0.1, 4), (float("inf"), 5)]
     assert histogram.quantile(0.5) == 0.01
     assert histogram.count == 5
+
+
+def test_a_stage_that_emits_from_its_timers_counts_what_it_emits() -> None:
+    config = {
+        "pipelines": {
+            "p": {
+                "sources": [{"type": "scripted"}],
+                "stages": [{"type": "debounce", "quiet": "50ms"}],
+                "sinks": [{"type": "collect"}],
+            }
+        }
+    }
+
+    async def scenario() -> dict[str, int]:
+        async with PipelineRun(config) as run:
+            assert run.runner is not None
+            await run.emit(*(make_event("modified", "/in/a") for _ in range(5)))
+            await run.wait_for(lambda: len(run.collected.get("default", [])) == 1)
+            stage = next(s for s in run.runner.stats() if s.kind == "stage")
+            return {"in": stage.events_in, "out": stage.events_out}
+
+    assert asyncio.run(scenario()) == {"in": 5, "out": 1}
