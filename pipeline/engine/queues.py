@@ -10,6 +10,7 @@ queue closes its share at `ack`, a spool as soon as the event is committed to di
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sqlite3
 import zlib
 from collections import deque
@@ -23,6 +24,8 @@ from pipeline.engine.receipts import Receipt
 from pipeline.event import Event
 
 PREFETCH = 256
+RETRY_WRITE = 1.0
+"""Seconds between tries to write a spool whose disk was full."""
 log = structlog.get_logger("pipeline.spool")
 
 
@@ -187,8 +190,14 @@ class SpoolQueue:
         self._last_seq = [0] * shards
         self._taken: dict[int, Event] = {}
         self._wait = _Waiters(shards)
-        self._in_transaction = False
+        self._rows: list[tuple[str, int, str]] = []
+        """Accepted events not yet on disk: written in one transaction per loop turn."""
+        self._events: list[Event] = []
+        self._deletes: list[tuple[int]] = []
         self._committing: list[Receipt] = []
+        self._scheduled = False
+        self._stuck: str | None = None
+        """Why the last write failed (a full disk); `put` waits until a retry succeeds."""
         if self._count:
             log.info("delivering events spooled by an earlier run", sink=sink, count=self._count)
 
@@ -212,40 +221,71 @@ class SpoolQueue:
             self._db.execute("DELETE FROM spool WHERE seq = ?", (seq,))
             return None
 
-    def _write(self, sql: str, params: tuple[object, ...]) -> None:
-        """Run a write in the transaction of this loop turn, committed at its end: one
-        commit for a burst instead of one per event. Until then the event counts as not
-        yet accepted (a crash then loses it as it would just before `put`)."""
-        if not self._in_transaction:
-            self._db.execute("BEGIN")
-            self._in_transaction = True
+    def _schedule(self) -> None:
+        """Write at the end of this loop turn: one transaction for a burst, not one per
+        event. Until it is committed an event counts as not yet on disk (a crash then
+        loses it as it would just before `put`)."""
+        if not self._scheduled:
+            self._scheduled = True
             asyncio.get_running_loop().call_soon(self._commit)
-        self._db.execute(sql, params)
 
     def _commit(self) -> None:
-        if self._in_transaction:
-            self._in_transaction = False
+        self._scheduled = False
+        if not (self._rows or self._deletes):
+            return
+        try:
+            self._db.execute("BEGIN")
+            if self._rows:
+                self._db.executemany(
+                    "INSERT INTO spool (sink, shard, event) VALUES (?, ?, ?)", self._rows
+                )
+            if self._deletes:
+                self._db.executemany("DELETE FROM spool WHERE seq = ?", self._deletes)
             self._db.execute("COMMIT")
+        except sqlite3.Error as exc:
+            self._cannot_write(exc)
+            return
+        if self._stuck is not None:
+            log.warning("spool writable again", sink=self.sink, file=str(self.path))
+            self._stuck = None
+            self._wait.room.set()
+        for _, shard, _ in self._rows:
+            self._wait.lanes[shard].set()
+        self._rows, self._events, self._deletes = [], [], []
         receipts, self._committing = self._committing, []
         for receipt in receipts:
             receipt.release()  # on disk now: as safe as delivered
+
+    def _cannot_write(self, exc: sqlite3.Error) -> None:
+        """A full disk (or an I/O error): keep what was accepted in memory, stop taking
+        more, and try again every second; nothing accepted is dropped."""
+        with contextlib.suppress(sqlite3.Error):
+            self._db.execute("ROLLBACK")
+        if self._stuck is None:
+            log.error(
+                "spool cannot be written; holding accepted events in memory and slowing the "
+                "sources until it can (free space on the state_dir's disk)",
+                sink=self.sink,
+                file=str(self.path),
+                error=str(exc),
+                held=len(self._rows),
+            )
+        self._stuck = str(exc)
+        asyncio.get_running_loop().call_later(RETRY_WRITE, self._schedule)
 
     def pending(self) -> int:
         return self._count
 
     async def put(self, event: Event, receipt: Receipt | None = None) -> None:
-        while self._count >= self.max_items:
+        while self._count >= self.max_items or self._stuck is not None:
             self._wait.room.clear()
             await self._wait.room.wait()
-        shard = shard_of(event, self.shards)
-        self._write(
-            "INSERT INTO spool (sink, shard, event) VALUES (?, ?, ?)",
-            (self.sink, shard, to_json(event)),
-        )
+        self._rows.append((self.sink, shard_of(event, self.shards), to_json(event)))
+        self._events.append(event)
         if receipt is not None:
             self._committing.append(receipt)
         self._count += 1
-        self._wait.lanes[shard].set()
+        self._schedule()
 
     def get_nowait(self, shard: int) -> tuple[int, Event] | None:
         buffer = self._fetched[shard]
@@ -286,7 +326,8 @@ class SpoolQueue:
     def ack(self, token: int, delivered: bool = True) -> None:
         if self._taken.pop(token, None) is None:
             return
-        self._write("DELETE FROM spool WHERE seq = ?", (token,))
+        self._deletes.append((token,))
+        self._schedule()
         self._settle()
 
     def _settle(self) -> None:
@@ -301,8 +342,20 @@ class SpoolQueue:
             await self._wait.settled.wait()
 
     def unsettled(self) -> list[Event]:
-        return []  # they stay on disk and are delivered after the next start
+        # What is on disk is delivered after the next start; what a full disk kept in
+        # memory cannot wait there: it is dead-lettered (or logged) instead of lost.
+        self._commit()
+        held, self._events, self._rows = self._events, [], []
+        self._count -= len(held)
+        return held
 
     def close(self) -> None:
         self._commit()
+        if self._rows:
+            log.error(
+                "spool closed with accepted events it could not write",
+                sink=self.sink,
+                file=str(self.path),
+                lost=len(self._rows),
+            )
         self._db.close()
