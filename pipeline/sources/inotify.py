@@ -15,6 +15,7 @@ from pipeline.errors import SourceError
 from pipeline.event import ALL_KINDS, EventKind
 from pipeline.hookspecs import hookimpl
 from pipeline.linux import inotify as api
+from pipeline.linux.mounts import MountWatch
 from pipeline.options import Duration
 from pipeline.sources.catchup import Checkpoints, changes_since, merge_saved
 from pipeline.sources.common import WatchOptions, prepare_roots
@@ -121,6 +122,8 @@ class InotifySource(Source[InotifyOptions]):
         self.trees: InotifyTrees | None = None
         self.router: EventRouter | None = None
         self.reader: EventReader | None = None
+        self.mounts: MountWatch | None = None
+        """Wakes the source when something is mounted over (or off) a watched folder."""
         self.checkpoints: Checkpoints | None = None
         if context.state_dir is not None:
             scope = {
@@ -191,6 +194,10 @@ class InotifySource(Source[InotifyOptions]):
         )
         self.router = EventRouter(trees, Recovery(trees))
         self.reader = EventReader(self.fd)
+        try:
+            self.mounts = MountWatch()
+        except OSError:  # no /proc: mounts over watched folders go unnoticed
+            self.mounts = None
         self._opened = False
         previous = self._previous_state(roots)
         stat = previous is not None or self.checkpoints is not None
@@ -244,6 +251,9 @@ class InotifySource(Source[InotifyOptions]):
             self._previous = state, [*trees.index.roots, *trees.lost]
         if trees is not None:
             trees.waiter.close()
+        if self.mounts is not None:
+            self.mounts.close()
+            self.mounts = None
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1
@@ -316,9 +326,12 @@ class InotifySource(Source[InotifyOptions]):
             self._checkpoint(loop.time())
         self._idle_now = True
         try:
-            await reader.wait(self._deadline(trees, loop.time()), trees.waiter.fd)
+            mounts = self.mounts.fd if self.mounts is not None else -1
+            await reader.wait(self._deadline(trees, loop.time()), (trees.waiter.fd, mounts))
         finally:
             self._idle_now = False
+        if self.mounts is not None and (points := self.mounts.changes()):
+            await router.recovery.mounts_changed(points, emit)
         now = loop.time()
         for origin in trees.moves.expired(now):
             await router.moved_out(origin, emit)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Sequence
 
 from pipeline.linux import inotify as api
 
@@ -81,21 +82,23 @@ class EventReader:
             chunks.append(data)
         return chunks
 
-    async def wait(self, deadline: float | None, also: int = -1) -> None:
-        """Until events are pending (here, or on descriptor `also`), or `deadline` (loop time)."""
+    async def wait(self, deadline: float | None, also: Sequence[int] = ()) -> None:
+        """Until events are pending (here, or on a descriptor of `also`), or `deadline`
+        (loop time); descriptors below 0 in `also` are ignored."""
         if self._chunks:
             return
         loop = asyncio.get_running_loop()
         future: asyncio.Future[None] = loop.create_future()
         self._waiting = future
-        if also >= 0:
-            loop.add_reader(also, _wake, future)
+        others = [fd for fd in also if fd >= 0]
+        for fd in others:
+            loop.add_reader(fd, _wake, future)
         timer = loop.call_at(deadline, _wake, future) if deadline is not None else None
         try:
             await future
         finally:
             self._waiting = None
-            if also >= 0:
-                loop.remove_reader(also)
+            for fd in others:
+                loop.remove_reader(fd)
             if timer is not None:
                 timer.cancel()

@@ -85,6 +85,29 @@ class Recovery:
         if fresh is None and parent is None:
             trees.wait_for(old.path, None)
 
+    async def mounts_changed(self, points: set[str], emit: Emit) -> None:
+        """Something was mounted over (or unmounted from) these paths: a watched folder
+        there, or the root below one, now shows other content. Its watch sees the folder
+        underneath, so watch it again and report what the change showed or hid."""
+        trees = self.trees
+        touched: list[Folder] = []
+        for point in points:
+            base = point.rstrip("/") or "/"
+            for root in list(trees.index.roots.values()):
+                if root.path == base or root.path.startswith(base.rstrip("/") + "/"):
+                    touched.append(root)
+                elif base.startswith(root.prefix):
+                    folder = _find(root, base[len(root.prefix) :])
+                    if folder is not None:
+                        touched.append(folder)
+        for folder in dict.fromkeys(touched):
+            trees.log.warning(
+                "a file system was mounted on or unmounted from a watched folder; "
+                "watching it again and reporting what changed",
+                folder=folder.path,
+            )
+            await self.rescan(folder, emit)
+
     async def root_lost(self, root: Folder, emit: Emit, seen: datetime, *, deleted: bool) -> None:
         """A watched path went away (`deleted`: deleted or moved away; else unmounted, or
         its watch ended): report it, and wait for it to come back."""
@@ -129,3 +152,13 @@ class Recovery:
         unlisted = index.unlisted([known]) if known is not None else {}
         after = index.flatten([fresh])
         await trees.report(diff(reconcile(before, after, unlisted), after), emit)
+
+
+def _find(root: Folder, relative: str) -> Folder | None:
+    """The indexed folder at `relative` below `root`, if the index has it."""
+    folder: Folder | None = root
+    for name in relative.split("/"):
+        if not name:
+            continue
+        folder = folder.folders.get(name) if folder is not None else None
+    return folder

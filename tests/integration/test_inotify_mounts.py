@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import subprocess
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -65,3 +66,26 @@ def test_an_unmounted_file_system_is_reported_as_what_changed(tmp_path: Path, wh
                 assert watch.kinds(mount / "after.csv") == ["created", "closed_write"]
 
     asyncio.run(scenario())
+
+
+def test_a_mount_over_the_watched_folder_is_noticed_and_watched(tmp_path: Path) -> None:
+    from pipeline.linux.mounts import MountWatch
+
+    watched, other = tmp_path / "watched", tmp_path / "other"
+    watched.mkdir()
+    other.mkdir()
+    (other / "shown.csv").write_text("already there")
+    watch = MountWatch()
+    try:
+        subprocess.run(["mount", "--bind", str(other), str(watched)], check=True)
+        try:
+            deadline = time.monotonic() + 5
+            changed: set[str] = set()
+            while not changed and time.monotonic() < deadline:
+                time.sleep(0.02)
+                changed = watch.changes()
+            assert changed == {str(watched)}
+        finally:
+            subprocess.run(["umount", str(watched)], check=True)
+    finally:
+        watch.close()
