@@ -187,7 +187,7 @@ class PipelineRuntime:
             stats.events_in += 1
             try:
                 if when is not None and not when.matches(event):
-                    await after(event)  # not for this stage: it passes by unchanged
+                    await downstream(event)  # not for this stage: it passes by unchanged
                     return
                 await stage.process(event, downstream)
             except asyncio.CancelledError:

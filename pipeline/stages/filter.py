@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import re
 import time
 from collections.abc import Callable
@@ -168,6 +169,14 @@ class FilterStage(Stage[FilterOptions]):
         directories = self.options.directories
         if (directories == "drop" and event.is_dir) or (directories == "only" and not event.is_dir):
             return False
+        if not self._path_passes(event):
+            return False
+        if self._expression is None:
+            return True
+        return self._expression.matches(event, self.now() if self._needs_now else None)
+
+    def _path_passes(self, event: Event) -> bool:
+        """The globs and the regex, which look at the path only."""
         if self._include is not None or self._exclude is not None:
             relative = subject_of(event)
             if relative.startswith("/"):
@@ -178,11 +187,18 @@ class FilterStage(Stage[FilterOptions]):
                 return False
             if self._exclude is not None and self._exclude.match_file(relative):
                 return False
-        if self._regex is not None and not self._regex.search(event.path):
-            return False
-        if self._expression is None:
-            return True
-        return self._expression.matches(event, self.now() if self._needs_now else None)
+        return self._regex is None or bool(self._regex.search(event.path))
+
+    def _arrival(self, event: Event) -> Event:
+        """A move from a path the rules exclude (`x.csv.tmp` -> `x.csv`) is, for what
+        follows, an arrival: `src_path` null, the old name kept in `meta.src_filtered`.
+        Otherwise a debounce would merge it with a later deletion into a deletion of the
+        excluded name."""
+        if event.kind is not EventKind.MOVED or event.src_path is None:
+            return event
+        if self._path_passes(dataclasses.replace(event, path=event.src_path)):
+            return event
+        return dataclasses.replace(event, src_path=None).with_meta(src_filtered=event.src_path)
 
     async def process(self, event: Event, emit: Emit) -> None:
         if self._ignores is not None:
@@ -200,7 +216,7 @@ class FilterStage(Stage[FilterOptions]):
                 return
         if self._stat_checks and not await self._size_and_age_pass(event):
             return
-        await emit(event)
+        await emit(self._arrival(event))
 
     async def _size_and_age_pass(self, event: Event) -> bool:
         if event.is_dir or event.kind is EventKind.DELETED:

@@ -37,6 +37,10 @@ class TransformOptions(ComponentOptions):
     add: list[Fact] = Field(default_factory=list, examples=[["size", "mtime", "sha256"]])
     """File facts to put in meta: size, mtime (also mtime_ns), inode, owner, group, mode
     (octal text like "0644"), mime, and content hashes sha256 / blake2b (faster)."""
+    on_missing: Literal["fail", "pass"] = "fail"
+    """When the file is gone before its facts are read (renamed or deleted right after):
+    `fail` dead-letters the event; `pass` sends it on without the facts and with
+    `meta.gone: true`, so a consumer still learns of the rename or write."""
     sniff: bool = False
     """With `mime`: when the extension says nothing, look at the first bytes (PDF, PNG,
     JPEG, GIF, ZIP, gzip, Parquet, SQLite, ..., UTF-8 text)."""
@@ -116,7 +120,12 @@ class TransformStage(Stage[TransformOptions]):
     async def process(self, event: Event, emit: Emit) -> None:
         meta: dict[str, Any] = dict(event.meta)
         if self._facts and event.kind not in _NO_FILE:
-            facts = await self.offload(file_facts, event.path, self._facts, self.options.sniff)
+            try:
+                facts = await self.offload(file_facts, event.path, self._facts, self.options.sniff)
+            except FileNotFoundError:
+                if self.options.on_missing == "fail":
+                    raise
+                facts = {"gone": True}
             meta.update(facts)
         if self._relative_to is not None:
             relpath = self._relpath(event)

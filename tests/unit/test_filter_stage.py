@@ -272,3 +272,20 @@ def test_expression_age_uses_the_wall_clock(tmp_path: Path) -> None:
     stage.now = lambda: 10_000.0
     events = [ev_meta("old", mtime=10_000.0 - 300), ev_meta("new", mtime=9_999.0), ev_meta("none")]
     assert [p.removeprefix(ROOT + "/") for p in run_through(stage, events)] == ["old"]
+
+
+def test_a_move_from_an_excluded_name_is_an_arrival() -> None:
+    import asyncio
+
+    from pipeline.stages.filter import FilterStage
+    from pipeline.testing import StageRun, make_component, make_event
+
+    stage = make_component(FilterStage, {"exclude": ["*.tmp"]})
+
+    async def scenario() -> list[tuple[str | None, object]]:
+        async with StageRun(stage) as run:
+            await run.send(make_event("moved", "/in/x.csv", src_path="/in/x.csv.tmp"))
+            await run.send(make_event("moved", "/in/y.csv", src_path="/in/old.csv"))
+            return [(e.src_path, e.meta.get("src_filtered")) for e in run.events]
+
+    assert asyncio.run(scenario()) == [(None, "/in/x.csv.tmp"), ("/in/old.csv", None)]

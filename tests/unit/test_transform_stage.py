@@ -234,3 +234,24 @@ def test_options_are_validated(tmp_path: Path, options: dict[str, Any], message:
         pydantic.ValidationError, match=message.replace("{", r"\{").replace("}", r"\}")
     ):
         make_component(TransformStage, tmp_path, **options)
+
+
+def test_a_vanished_file_passes_without_facts_when_asked() -> None:
+    import asyncio
+
+    import pytest
+
+    from pipeline.stages.transform import TransformStage
+    from pipeline.testing import StageRun, make_component, make_event
+
+    gone = make_event("moved", "/nonexistent/x.csv", src_path="/nonexistent/x.tmp")
+
+    async def scenario(on_missing: str) -> list[dict[str, object]]:
+        stage = make_component(TransformStage, {"add": ["size"], "on_missing": on_missing})
+        async with StageRun(stage) as run:
+            await run.send(gone)
+            return [dict(e.meta) for e in run.events]
+
+    assert asyncio.run(scenario("pass")) == [{"gone": True}]
+    with pytest.raises(FileNotFoundError):
+        asyncio.run(scenario("fail"))
