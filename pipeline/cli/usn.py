@@ -12,9 +12,6 @@ from pipeline.cloudevents import to_json
 from pipeline.display import printable
 from pipeline.event import Event, EventKind
 from pipeline.windows.usn_events import USN_KINDS
-from pipeline.windows.usn_offline import JournalReader
-from pipeline.windows.usn_records import UsnDecodeError
-from pipeline.windows.usn_replay import interpreter_for
 
 TEXT_HEADER = f"{'USN':>12}  {'TIME (UTC)':<26}  {'KIND':<12}  {'REASONS':<40}  PATH"
 
@@ -83,6 +80,11 @@ def dump(
     file: Path, *, out: TextIO, err: TextIO, root: str, kinds: frozenset[EventKind], text: bool
 ) -> tuple[int, int]:
     """Write the events of journal `file` to `out`; returns the records and damaged ones."""
+    # Imported here: every `pipeline` command builds this parser, few dump a journal.
+    from pipeline.windows.usn_offline import JournalReader
+    from pipeline.windows.usn_records import UsnDecodeError
+    from pipeline.windows.usn_replay import interpreter_for
+
     interpreter = interpreter_for(root, [], "usn-dump/usn", kinds)
     render = text_line if text else to_json
     records = damaged = 0

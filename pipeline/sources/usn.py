@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import ntpath
 import sys
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from pydantic import Field, ValidationInfo, field_validator
 
@@ -14,8 +14,10 @@ from pipeline.event import EventKind
 from pipeline.hookspecs import hookimpl
 from pipeline.options import ByteSize, ComponentOptions, ConfigPath, Duration
 from pipeline.windows.usn_events import USN_KINDS
-from pipeline.windows.usn_replay import JournalReplay
-from pipeline.windows.usn_tail import JournalTail
+
+if TYPE_CHECKING:  # the readers are imported by a source that uses them: a lighter start
+    from pipeline.windows.usn_replay import JournalReplay
+    from pipeline.windows.usn_tail import JournalTail
 
 Mode = Literal["live", "offline"]
 
@@ -138,6 +140,8 @@ class UsnSource(Source[UsnOptions]):
         source = f"{context.pipeline}/{self.type_name}"
         self._runner: JournalReplay | JournalTail | None = None
         if options.mode == "offline":
+            from pipeline.windows.usn_replay import JournalReplay
+
             assert options.journal is not None  # the options validator requires it
             self._runner = JournalReplay(
                 options.journal,
@@ -151,6 +155,8 @@ class UsnSource(Source[UsnOptions]):
                 clock=context.clock,
             )
         elif sys.platform == "win32":
+            from pipeline.windows.usn_tail import JournalTail
+
             self._runner = JournalTail(
                 options.paths,
                 only_on_close=options.only_on_close,

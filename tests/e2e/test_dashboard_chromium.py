@@ -45,8 +45,8 @@ def chromium() -> Path:
     return CHROMIUM
 
 
-@pytest.fixture(scope="session")
-def browser(chromium: Path) -> Iterator[Browser]:
+@pytest.fixture(scope="module")  # not longer: Playwright's sync API holds an event loop in
+def browser(chromium: Path) -> Iterator[Browser]:  # this thread, and asyncio.run refuses to nest
     with sync_playwright() as playwright:
         launched = playwright.chromium.launch(executable_path=str(chromium), args=LAUNCH_ARGS)
         yield launched
