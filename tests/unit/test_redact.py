@@ -13,6 +13,16 @@ from pipeline.logsetup import configure_logging
 from pipeline.redact import redact
 
 
+def restore_logging() -> None:
+    """Back to structlog's defaults (every level) and no stdlib handler of ours, as the
+    other tests expect."""
+    import logging
+
+    structlog.reset_defaults()
+    logging.getLogger().handlers.clear()
+    logging.getLogger().setLevel(logging.WARNING)
+
+
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
@@ -42,7 +52,7 @@ def test_every_log_line_is_redacted(monkeypatch: pytest.MonkeyPatch) -> None:
             nested={"urls": ["redis://:topsecret@h:6379"]},
         )
     finally:
-        configure_logging()
+        restore_logging()
     line = stream.getvalue()
     assert "topsecret" not in line
     assert json.loads(line)["url"] == "amqp://guest:***@h:5672/"
@@ -62,7 +72,7 @@ def test_library_logs_come_out_as_structured_redacted_lines(
         )
         logging.getLogger("aiormq.connection").info("chatter nobody asked for")
     finally:
-        configure_logging()
+        restore_logging()
     [line] = stream.getvalue().splitlines()
     record = json.loads(line)
     assert record["event"] == "Connection to amqp://guest:***@h:5672/ lost"
