@@ -3,6 +3,7 @@
 This module is the whole public API a plugin author imports; everything else may move.
 """
 
+import pipeline._startup  # noqa: F401  first: see its docstring
 from pipeline.clock import Clock, FakeClock, SystemClock
 from pipeline.cloudevents import EventDecodeError, from_json, to_cloudevent, to_json
 from pipeline.components import (

@@ -30,7 +30,9 @@ SIZE_UNITS: dict[str, int] = {
 class ComponentOptions(BaseModel):
     """Base of every component's options: unknown keys are errors, values are frozen."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
+    model_config = ConfigDict(
+        extra="forbid", frozen=True, use_attribute_docstrings=True, defer_build=True
+    )
 
 
 def parse_duration(value: Any) -> float:

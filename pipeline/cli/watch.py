@@ -15,6 +15,15 @@ from pipeline.engine import run_plan
 from pipeline.event import EventKind
 from pipeline.registry import build_registry
 
+BUILTIN_SOURCE_MODULES = {
+    "inotify": "pipeline.sources.inotify",
+    "fanotify": "pipeline.sources.fanotify",
+    "poll": "pipeline.sources.poll",
+    "watchdog": "pipeline.sources.watchdog_observer",
+    "windows": "pipeline.sources.windows",
+    "usn": "pipeline.sources.usn",
+}
+"""Which built-in module registers each built-in source (others: every plugin is loaded)."""
 
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
@@ -83,9 +92,11 @@ def handle(args: argparse.Namespace) -> int:
             }
         },
     }
-    # A built-in source needs no installed plugin: skip importing them (a faster start).
-    registry = build_registry(autoload=False)
-    if registry.get(ComponentKind.SOURCE, args.source) is None:
+    # A built-in source needs only its own module and the console's: a faster start.
+    module = BUILTIN_SOURCE_MODULES.get(args.source)
+    if module is not None:
+        registry = build_registry(autoload=False, builtins=[module, "pipeline.sinks.console"])
+    if module is None or registry.get(ComponentKind.SOURCE, args.source) is None:
         registry = build_registry()
     plan = load_config_data(data, registry, source="pipeline watch", config_dir=Path.cwd())
     asyncio.run(run_plan(plan, registry))

@@ -505,14 +505,15 @@ from pipeline.sources.fanotify import FanotifySource
 from tests.conftest import make_component
 
 async def main() -> int:
-    if sys.argv[2] == "nobody":  # become nobody after the imports: every capability goes
+    # Built (its options validated) as a config load does, before any privilege goes.
+    source = make_component(FanotifySource, Path(sys.argv[1]), paths=[sys.argv[1]])
+    if sys.argv[2] == "nobody":  # become nobody after the set-up: every capability goes
         os.setgroups([])
         os.setgid(65534)
         os.setuid(65534)
     with open("/proc/self/status") as status:
         caps = next(line for line in status if line.startswith("CapEff:"))
     print("sys_admin" if int(caps.split()[1], 16) & (1 << 21) else "no sys_admin")
-    source = make_component(FanotifySource, Path(sys.argv[1]), paths=[sys.argv[1]])
     try:
         await source.open()
     except SourceError as exc:

@@ -408,3 +408,8 @@ def test_an_entry_point_with_a_bad_hook_signature_names_its_distribution(
         build_registry()
     assert "fspipeline-wrongargs 0.1" in str(caught.value)
     assert "cleanly" in str(caught.value)
+
+
+def test_a_command_can_narrow_the_built_in_modules_it_loads() -> None:
+    registry = build_registry(autoload=False, builtins=["pipeline.sinks.console"])
+    assert [(s.kind.value, s.type_name) for s in registry] == [("sink", "console")]
