@@ -25,6 +25,7 @@ BUILTIN_SOURCE_MODULES = {
 }
 """Which built-in module registers each built-in source (others: every plugin is loaded)."""
 
+
 def add_parser(commands: Any, common: argparse.ArgumentParser) -> None:
     parser = commands.add_parser(
         "watch",
