@@ -67,7 +67,9 @@ class PipelineRun:
         autoload: bool = False,
     ) -> None:
         self.config = yaml.safe_load(config) if isinstance(config, str) else dict(config)
-        self.config_dir = config_dir or Path(tempfile.mkdtemp(prefix="fspipeline-test-"))
+        self._scratch = None if config_dir else tempfile.TemporaryDirectory(prefix="fspipeline-")
+        """A folder made for this run when none was given; removed when the run ends."""
+        self.config_dir = config_dir or Path(self._scratch.name)  # type: ignore[union-attr]
         self._clock = clock
         self.collected: dict[str, list[Event]] = {}
         self.attempts: dict[str, int] = {}
@@ -171,11 +173,14 @@ class PipelineRun:
     async def __aexit__(
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        if kind is None:
-            await self.stop()
-            return
-        if self.runner is not None and self._task is not None:
-            self.runner.request_stop()
-            self.runner.request_stop()  # a failing test does not wait for the drain
-            with contextlib.suppress(Exception):
-                await self._task
+        try:
+            if kind is None:
+                await self.stop()
+            elif self.runner is not None and self._task is not None:
+                self.runner.request_stop()
+                self.runner.request_stop()  # a failing test does not wait for the drain
+                with contextlib.suppress(Exception):
+                    await self._task
+        finally:
+            if self._scratch is not None:
+                self._scratch.cleanup()
