@@ -11,9 +11,15 @@ every event queued before the scan has gone by, and the records are forgotten.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
-from pipeline.sources.snapshot import INO, MTIME_NS, SIZE
+from pipeline.event import EventKind
+from pipeline.sources.report import WRITTEN
+from pipeline.sources.snapshot import INO, MTIME_NS, SIZE, Change, Entry, entry_of
 from pipeline.sources.treeindex import Known
+
+UNREPORTED = 0
+"""What an echo is known by while its content is not reported yet (its close will be)."""
 
 
 class ScanEchoes:
@@ -28,6 +34,43 @@ class ScanEchoes:
         self._content: dict[str, Known] = {}
         self._gone: set[str] = set()
         self._probes: dict[str, int] = {}
+
+    def note_scan(
+        self,
+        changes: list[Change],
+        *,
+        want_closed: bool,
+        still_open: Callable[[str, Entry], bool],
+        every: tuple[int, Callable[[], None]] | None = None,
+    ) -> set[str]:
+        """Record the changes a scan is about to report, so their queued events are not
+        reported again; return the files still open for writing (they get no early
+        `closed_write`: their own close will say it). A file closed since the scan is
+        recorded, and reported, as it is now (`changes` is updated in place). `every`:
+        (n, call) calls `call` every n changes (to keep draining a kernel queue)."""
+        busy: set[str] = set()
+        for index, change in enumerate(changes):
+            if every is not None and index % every[0] == every[0] - 1:
+                every[1]()
+            kind, path, entry = change.kind, change.path, change.entry
+            if kind is EventKind.DELETED:
+                self.gone(path)
+                continue
+            known: Known = entry if entry is not None else UNREPORTED
+            if want_closed and kind in WRITTEN and entry is not None:
+                if still_open(path, entry):
+                    busy.add(path)
+                    known = UNREPORTED
+                elif (now := _entry_now(path)) is not None:
+                    known = now
+                    changes[index] = change._replace(entry=now)
+            if kind is EventKind.MOVED and change.src_path is not None:
+                self.gone(change.src_path)
+            if kind in (EventKind.CREATED, EventKind.MOVED):
+                self.arrived(path, known)
+            else:
+                self.changed(path, known)
+        return busy
 
     def arrived(self, path: str, known: Known) -> None:
         """A scan reported `path` new (created, or moved in): as it is now, `known`."""
@@ -101,3 +144,11 @@ class ScanEchoes:
             self._gone.clear()
             self._probes.clear()
             self.active = False
+
+
+def _entry_now(path: str) -> Entry | None:
+    """`path`'s entry now, or None if it cannot be read."""
+    try:
+        return entry_of(os.lstat(path))
+    except OSError:
+        return None

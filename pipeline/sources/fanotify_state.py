@@ -23,9 +23,9 @@ from pipeline.linux import fanotify as api
 from pipeline.sources.catchup import Checkpoints, changes_since, merge_saved
 from pipeline.sources.echoes import ScanEchoes
 from pipeline.sources.fanotify_index import TreeIndex
-from pipeline.sources.report import WRITTEN, change_events
+from pipeline.sources.report import change_events
 from pipeline.sources.snapscan import scan
-from pipeline.sources.snapshot import Change, Entry, Snapshot, diff, entry_of
+from pipeline.sources.snapshot import Change, Entry, Snapshot, diff
 from pipeline.sources.writers import open_for_writing
 
 State = tuple[dict[str, Entry], list[str]]
@@ -34,14 +34,6 @@ PROBED = frozenset({EventKind.OPENED, EventKind.CLOSED_NOWRITE})
 """What a scan's look at a file (is it still open for writing?) causes."""
 DRAIN_EVERY = 256
 """Changes looked at, or events emitted, between two drains of the kernel queue."""
-
-
-def _restat(path: str, entry: Entry) -> Entry:
-    """`path`'s entry now (`entry`, as a scan found it, if it cannot be read)."""
-    try:
-        return entry_of(os.lstat(path))
-    except OSError:
-        return entry
 
 
 def unreported(
@@ -151,30 +143,12 @@ class TreeState:
         if not changes:
             return
         self.changed = True
-        echoes = self.echoes
-        want_closed = EventKind.CLOSED_WRITE in self.wanted
-        busy: set[str] = set()
-        for position, change in enumerate(changes):
-            if position % DRAIN_EVERY == DRAIN_EVERY - 1:
-                drain()
-            kind, path, entry = change.kind, change.path, change.entry
-            if kind is EventKind.DELETED:
-                echoes.gone(path)
-                continue
-            known: Entry | int = entry if entry is not None else 0
-            if want_closed and kind in WRITTEN and entry is not None:
-                if self._still_open(path, entry):
-                    busy.add(path)
-                    known = 0  # its content is not reported yet: its close is
-                else:  # closed now; maybe written since the scan: report it as it is now
-                    known = _restat(path, entry)
-                    changes[position] = change._replace(entry=known)
-            if kind is EventKind.MOVED and change.src_path is not None:
-                echoes.gone(change.src_path)
-            if kind in (EventKind.CREATED, EventKind.MOVED):
-                echoes.arrived(path, known)
-            else:
-                echoes.changed(path, known)
+        busy = self.echoes.note_scan(
+            changes,
+            want_closed=EventKind.CLOSED_WRITE in self.wanted,
+            still_open=self._still_open,
+            every=(DRAIN_EVERY, drain),
+        )
         events = change_events(
             changes,
             wanted=self.wanted,

@@ -14,8 +14,9 @@ from datetime import UTC, datetime
 from pipeline.components import Emit
 from pipeline.event import Event, EventKind
 from pipeline.linux import inotify as api
+from pipeline.sources.echoes import UNREPORTED
 from pipeline.sources.inotify_recovery import Recovery
-from pipeline.sources.inotify_trees import UNREPORTED, InotifyTrees
+from pipeline.sources.inotify_trees import InotifyTrees
 from pipeline.sources.inotify_watches import ENCODING, ERRORS, Found
 from pipeline.sources.moves import MoveOrigin, partner_ahead
 from pipeline.sources.treeindex import Folder

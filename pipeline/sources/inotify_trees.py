@@ -18,12 +18,12 @@ from typing import TYPE_CHECKING, Any
 
 from pipeline.components import Emit
 from pipeline.event import Event, EventKind
-from pipeline.sources.echoes import ScanEchoes
+from pipeline.sources.echoes import UNREPORTED, ScanEchoes
 from pipeline.sources.inotify_watches import Found, Watches
 from pipeline.sources.moves import MovePairer
 from pipeline.sources.pathwait import PathWaiter
 from pipeline.sources.polltrees import PolledTrees
-from pipeline.sources.report import WRITTEN, change_events
+from pipeline.sources.report import change_events
 from pipeline.sources.snapshot import Change, Entry, entry_of, is_dir
 from pipeline.sources.treeindex import Folder, Known
 from pipeline.sources.writers import open_for_writing
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
     from structlog.typing import FilteringBoundLogger
 
 EMPTY: Mapping[str, Any] = MappingProxyType({})
-UNREPORTED = 0
-"""The mark of content not reported yet: its next close is news."""
 
 
 class InotifyTrees:
@@ -192,31 +190,11 @@ class InotifyTrees:
         self.changed = True
         busy: set[str] = set()
         if queued:
-            echoes = self.echoes
-            want_closed = EventKind.CLOSED_WRITE in self.wanted
-            for index, change in enumerate(changes):
-                kind, path = change.kind, change.path
-                known: Known = change.entry if change.entry is not None else UNREPORTED
-                if kind is EventKind.DELETED:
-                    echoes.gone(path)
-                    continue
-                if want_closed and kind in WRITTEN:
-                    if self.still_open(path, known):
-                        busy.add(path)
-                        known = UNREPORTED
-                    elif (after := _restat(path)) is not None:
-                        # Written to between the scan and now, and closed since: the
-                        # state now is the one its queued close will carry.
-                        known = after
-                        changes[index] = change._replace(entry=after)
-                if kind is EventKind.CREATED:
-                    echoes.arrived(path, known)
-                elif kind is EventKind.MOVED:
-                    if change.src_path is not None:
-                        echoes.gone(change.src_path)
-                    echoes.arrived(path, known)
-                else:
-                    echoes.changed(path, known)
+            busy = self.echoes.note_scan(
+                changes,
+                want_closed=EventKind.CLOSED_WRITE in self.wanted,
+                still_open=self.still_open,
+            )
         events = change_events(
             changes,
             wanted=self.wanted,
@@ -227,11 +205,3 @@ class InotifyTrees:
         )
         for event in events:
             await emit(event)
-
-
-def _restat(path: str) -> Entry | None:
-    """The file's state now, or None if it cannot be read."""
-    try:
-        return entry_of(os.lstat(path))
-    except OSError:
-        return None
