@@ -324,12 +324,10 @@ class InotifySource(Source[InotifyOptions]):
         loop = asyncio.get_running_loop()
         if self.checkpoints is not None:
             self._checkpoint(loop.time())
-        self._idle_now = True
-        try:
-            mounts = self.mounts.fd if self.mounts is not None else -1
-            await reader.wait(self._deadline(trees, loop.time()), (trees.waiter.fd, mounts))
-        finally:
-            self._idle_now = False
+        mounts = self.mounts.fd if self.mounts is not None else -1
+        self._idle_now = True  # stays set if cancelled here: then nothing is left unhandled
+        await reader.wait(self._deadline(trees, loop.time()), (trees.waiter.fd, mounts))
+        self._idle_now = False
         if self.mounts is not None and (points := self.mounts.changes()):
             await router.recovery.mounts_changed(points, emit)
         now = loop.time()

@@ -96,3 +96,26 @@ def test_a_restart_after_kill_9_reports_what_happened_while_down_once(
     assert seen.count(("deleted", "doomed.csv")) == 1
     for name in up:
         assert seen.count((written, name)) == 1, (name, seen)  # saved before the kill
+
+
+def test_a_clean_stop_soon_after_start_saves_the_state_so_nothing_is_reported_twice(
+    tmp_path: Path,
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (tmp_path / "config.yaml").write_text(
+        "state_dir: state\npipelines:\n  p:\n"
+        "    sources: [{type: inotify, paths: [inbox], events: [closed_write]}]\n"
+        "    sinks: [{type: console, format: json}]\n"
+    )
+    first = Background("run", "config.yaml", cwd=tmp_path)
+    first.wait_ready()
+    (inbox / "a.txt").write_text("x")
+    assert b"a.txt" in first.lines(1)[0]
+    assert first.interrupt() == 0  # well within checkpoint_interval (5 s) of the start
+    second = Background("run", "config.yaml", cwd=tmp_path)
+    second.wait_ready()
+    assert second.quiet(1.0) == []  # a.txt was delivered before the stop: not again
+    (inbox / "b.txt").write_text("y")
+    assert b"b.txt" in second.lines(1)[0]
+    assert second.interrupt() == 0
