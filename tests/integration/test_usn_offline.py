@@ -17,26 +17,13 @@ from pipeline import SourceError
 from pipeline.sources.usn import UsnSource
 from pipeline.windows.usn_offline import JournalReader, first_data
 from tests.conftest import Running, make_component
+from tests.unit.test_usn_events import PLASO_HISTORY
 from tests.unit.test_usn_records import named_record
 
 pytestmark = pytest.mark.integration
 
 DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "usn"
 PLASO = DATA / "plaso_UsnJrnl.raw"
-PLASO_HISTORY = [
-    ("created", "C:\\Nieuw - Tekstdocument.txt", None),
-    ("closed_write", "C:\\Nieuw - Tekstdocument.txt", None),
-    ("moved", "C:\\first.txt", "C:\\Nieuw - Tekstdocument.txt"),
-    ("attrib", "C:\\first.txt", None),
-    ("attrib", "C:\\", None),
-    ("modified", "C:\\first.txt", None),
-    ("closed_write", "C:\\first.txt", None),
-    ("created", "C:\\Kopie van first.txt", None),
-    ("modified", "C:\\Kopie van first.txt", None),
-    ("attrib", "C:\\Kopie van first.txt", None),
-    ("closed_write", "C:\\Kopie van first.txt", None),
-    ("moved", "C:\\second.txt", "C:\\Kopie van first.txt"),
-]
 
 
 def seen(running: Running) -> list[tuple[str, str, str | None]]:

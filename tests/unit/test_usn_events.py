@@ -12,6 +12,22 @@ from pipeline.windows.usn_records import UsnRecord
 from pipeline.windows.usn_scan import scan_buffer
 
 PLASO = Path(__file__).resolve().parents[3] / "shared" / "data" / "usn" / "plaso_UsnJrnl.raw"
+PLASO_HISTORY = [
+    ("created", "C:\\Nieuw - Tekstdocument.txt", None),
+    ("closed_write", "C:\\Nieuw - Tekstdocument.txt", None),
+    ("moved", "C:\\first.txt", "C:\\Nieuw - Tekstdocument.txt"),
+    ("attrib", "C:\\first.txt", None),
+    ("attrib", "C:\\", None),
+    ("modified", "C:\\first.txt", None),
+    ("closed_write", "C:\\first.txt", None),
+    ("created", "C:\\Kopie van first.txt", None),
+    ("modified", "C:\\Kopie van first.txt", None),
+    ("attrib", "C:\\Kopie van first.txt", None),
+    ("closed_write", "C:\\Kopie van first.txt", None),
+    ("moved", "C:\\second.txt", "C:\\Kopie van first.txt"),
+]
+"""What the plaso sample journal records, as (kind, path, src_path), the history that
+dissect.ntfs reports for it."""
 ROOT = 5 | 5 << 48  # MFT entry 5 (the root folder), sequence 5
 DIR = 0x10
 FILE = 0x20
@@ -73,20 +89,7 @@ def test_plaso_journal_gives_one_event_per_thing_that_happened() -> None:
     for record in scan_buffer(PLASO.read_bytes()):
         assert isinstance(record, UsnRecord)
         journal.events += journal.interpreter.feed(record)
-    assert journal.seen() == [
-        ("created", "C:\\Nieuw - Tekstdocument.txt", None),
-        ("closed_write", "C:\\Nieuw - Tekstdocument.txt", None),
-        ("moved", "C:\\first.txt", "C:\\Nieuw - Tekstdocument.txt"),
-        ("attrib", "C:\\first.txt", None),
-        ("attrib", "C:\\", None),
-        ("modified", "C:\\first.txt", None),
-        ("closed_write", "C:\\first.txt", None),
-        ("created", "C:\\Kopie van first.txt", None),
-        ("modified", "C:\\Kopie van first.txt", None),
-        ("attrib", "C:\\Kopie van first.txt", None),
-        ("closed_write", "C:\\Kopie van first.txt", None),
-        ("moved", "C:\\second.txt", "C:\\Kopie van first.txt"),
-    ]
+    assert journal.seen() == PLASO_HISTORY
     close = journal.events[10]
     assert close.meta["usn"] == 1296
     assert close.meta["reasons"] == [
