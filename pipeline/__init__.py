@@ -21,6 +21,7 @@ from pipeline.event import Event, EventKind
 from pipeline.hookspecs import hookimpl, hookspec
 from pipeline.options import ByteSize, ComponentOptions, ConfigPath, Duration
 from pipeline.redact import redact
+from pipeline.tasks import stop_tasks
 from pipeline.templates import (
     Template,
     TemplateError,
@@ -62,6 +63,7 @@ __all__ = [
     "hookspec",
     "process_constants",
     "redact",
+    "stop_tasks",
     "to_cloudevent",
     "to_json",
 ]

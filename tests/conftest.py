@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -11,7 +10,7 @@ from typing import Any
 
 import structlog
 
-from pipeline import ComponentContext, Event, Source
+from pipeline import ComponentContext, Event, Source, stop_tasks
 
 # tests/windows/ drives the live Win32 APIs; the GitHub Actions windows-latest job runs it
 # (.github/workflows/). Everywhere else it is not collected: there is nothing to run it on.
@@ -52,9 +51,7 @@ class Running:
 
     async def __aexit__(self, *exc: object) -> None:
         assert self._task is not None
-        self._task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await self._task
+        await stop_tasks(self._task)
         await self.source.close()
 
     async def wait_for(

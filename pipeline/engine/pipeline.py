@@ -18,6 +18,7 @@ from pipeline.engine.sinkworker import SinkWorker
 from pipeline.engine.sinkworker import reason_of as _reason
 from pipeline.engine.stats import ComponentStats
 from pipeline.errors import PipelineError
+from pipeline.tasks import stop_tasks
 
 if TYPE_CHECKING:
     import pluggy
@@ -395,9 +396,5 @@ def _stats_of(component: Component[Any]) -> ComponentStats:
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
-    for task in tasks:
-        task.cancel()
-    for task in tasks:
-        with contextlib.suppress(asyncio.CancelledError, Exception):
-            await task
+    await stop_tasks(*tasks)
     tasks.clear()

@@ -18,6 +18,7 @@ from pipeline.engine.pipeline import PipelineRuntime
 from pipeline.engine.progress import ScanBoard
 from pipeline.engine.signals import on_signal
 from pipeline.errors import PipelineError
+from pipeline.tasks import stop_tasks
 
 if TYPE_CHECKING:
     from pipeline.config.plan import PipelinePlan, Plan
@@ -225,10 +226,7 @@ class Runner:
             {drain, hurry}, timeout=deadline, return_when="FIRST_COMPLETED"
         )
         clean = drain in done
-        for task in (drain, hurry):
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks(drain, hurry)
         left = 0
         for runtime in self.pipelines:
             left += await runtime.stop_sinks()
@@ -262,11 +260,7 @@ async def run_plan(
     try:
         return await runner.run()
     finally:
-        for task in watching:
-            task.cancel()
-        for task in watching:
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await task
+        await stop_tasks(*watching)
         for restore in undo:
             restore()
 

@@ -18,6 +18,7 @@ from pipeline.event import Event
 from pipeline.hookspecs import hookimpl
 from pipeline.options import ByteSize, ComponentOptions, ConfigPath, Duration
 from pipeline.sinks.rotation import Period, Rotator
+from pipeline.tasks import stop_tasks
 from pipeline.templates import TemplateText, compile_template
 
 CHECK_INTERVAL = 1.0
@@ -251,10 +252,7 @@ class LogfileSink(Sink[LogfileOptions]):
                 await self._sync_fd()
 
     async def close(self) -> None:
-        if self._sync_timer is not None:
-            self._sync_timer.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._sync_timer
+        await stop_tasks(self._sync_timer)
         async with self._io:
             await self._sync_before_close()
             self._close_fd()

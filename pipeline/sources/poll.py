@@ -249,9 +249,12 @@ class PollSource(Source[PollOptions]):
 
     async def close(self) -> None:
         job, self._job = self._job, None
-        if job is not None and not job.done.done():
-            job.progress.cancelled = True
-            await asyncio.wait({job.done}, timeout=CLOSE_WAIT)
+        if job is not None:
+            if not job.done.done():
+                job.progress.cancelled = True
+                await asyncio.wait({job.done}, timeout=CLOSE_WAIT)
+            if job.done.done():  # its thread is returning: let it end before we do
+                await asyncio.to_thread(job.thread.join, CLOSE_WAIT)
         if self.checkpoints is not None and self._opened:
             await self.checkpoints.close(self._reported.entries)
 

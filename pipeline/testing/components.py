@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -15,6 +14,7 @@ import structlog
 from pipeline.clock import Clock, FakeClock, SystemClock
 from pipeline.components import Component, ComponentContext, Sink, Source, Stage
 from pipeline.event import Event, EventKind
+from pipeline.tasks import stop_tasks
 
 ComponentT = TypeVar("ComponentT", bound=Component[Any])
 
@@ -117,9 +117,7 @@ class StageRun(_Collector, Generic[StageT]):
     async def flush(self) -> None:
         """Cancel the background task and flush what the stage holds, as at shutdown."""
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks(self._task)
             self._task = None
             await self.stage.flush(self.emit)
 
@@ -155,9 +153,7 @@ class SourceRun(_Collector, Generic[SourceT]):
         self, kind: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
         if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
+            await stop_tasks(self._task)
             if not self._task.cancelled() and self._task.exception() is not None and kind is None:
                 raise self._task.exception()  # type: ignore[misc]
         await self.source.close()

@@ -5,7 +5,6 @@ then dead-lettered, and Ctrl-C exits within shutdown_timeout."""
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import time
 from collections.abc import Callable
@@ -23,6 +22,7 @@ from tests.chaos.harness import (
     wait_until,
     write_file,
 )
+from tests.jsonl import complete_records
 
 SEND_TIMEOUT = 2.0
 ATTEMPTS = 2
@@ -159,11 +159,7 @@ def _event(path: Path) -> Event:
 
 
 def _dead_letters(workdir: Path) -> list[dict[str, Any]]:
-    try:
-        text = (workdir / "state" / "dead-letter.jsonl").read_text()
-    except FileNotFoundError:
-        return []
-    return [json.loads(line) for line in text.splitlines() if line.strip()]
+    return complete_records(workdir / "state" / "dead-letter.jsonl")
 
 
 def _sleepers(target: Path) -> int:

@@ -115,9 +115,13 @@ class Background:
         self.proc.send_signal(signal.SIGINT)
         try:
             return self.proc.wait(timeout)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(10)
+            raise AssertionError(
+                f"pipeline did not stop within {timeout:g}s of Ctrl-C; "
+                f"stderr:\n{self.stderr[-5000:]}"
+            ) from None
 
 
 def start_run(folder: Path, config: str, *, env: dict[str, str] | None = None) -> Background:

@@ -3,7 +3,6 @@ repeating an event; an invalid edit is logged with its location and changes noth
 
 from __future__ import annotations
 
-import json
 import threading
 import time
 from pathlib import Path
@@ -11,6 +10,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.cli import Background
+from tests.jsonl import complete_records
 
 pytestmark = pytest.mark.e2e
 
@@ -24,9 +24,7 @@ pipelines:
 
 
 def paths_in(log: Path) -> list[str]:
-    if not log.exists():
-        return []
-    return [json.loads(line)["data"]["path"] for line in log.read_text().splitlines()]
+    return [record["data"]["path"] for record in complete_records(log)]
 
 
 class Writer(threading.Thread):

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import time
 from pathlib import Path
@@ -10,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from tests.e2e.cli import Background
+from tests.jsonl import complete_records
 
 pytestmark = pytest.mark.integration
 
@@ -37,9 +37,7 @@ SOURCES = {
 
 
 def reported(log: Path) -> list[tuple[str, str]]:
-    if not log.exists():
-        return []
-    records = [json.loads(line) for line in log.read_text().splitlines() if line.strip()]
+    records = complete_records(log)
     return [(r["data"]["kind"], os.path.basename(r["data"]["path"])) for r in records]
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from pathlib import Path
 from typing import Any
@@ -11,7 +10,7 @@ from typing import Any
 import pytest
 from structlog.testing import capture_logs
 
-from pipeline import Event
+from pipeline import Event, stop_tasks
 from pipeline.errors import SourceError
 from pipeline.sources.fanotify import FanotifySource
 from pipeline.sources.inotify import InotifySource
@@ -157,17 +156,13 @@ def test_a_source_restarted_in_place_catches_up_without_a_state_dir(
             await source.open()
             task = asyncio.create_task(source.run(emit))
             await asyncio.sleep(0.1)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_tasks(task)
             await source.close()
             (tmp_path / name).write_text("x")
         await source.open()
         task = asyncio.create_task(source.run(emit))
         await asyncio.sleep(0.3)
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
+        await stop_tasks(task)
         await source.close()
         assert summary(events, tmp_path) == [
             ("closed_write", "before.csv", None),

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import Event, EventKind
+from pipeline import Event, EventKind, stop_tasks
 from pipeline.linux import inotify as api
 from pipeline.sources.inotify import InotifySource
 from tests.conftest import make_component
@@ -105,9 +105,7 @@ def test_a_burst_that_overflows_the_kernel_queue_still_reports_every_file(
             await collect_until(events, lambda: files <= closed())
             await asyncio.sleep(0.5)
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_tasks(task)
             await source.close()
         overflows = [e for e in events if e.kind is EventKind.OVERFLOW]
         if "overflow" in kinds:
@@ -185,10 +183,7 @@ def test_a_slow_pipeline_does_not_make_the_kernel_queue_overflow(
 
             await collect_until(events, lambda: files <= closed())
         finally:
-            for running in (sampler, task):
-                running.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await running
+            await stop_tasks(sampler, task)
             await source.close()
         assert behind[0] > queue  # more than the kernel queue holds was waiting
         assert not [e for e in events if e.kind is EventKind.OVERFLOW]

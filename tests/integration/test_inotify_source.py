@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import shutil
 import tempfile
@@ -12,7 +11,7 @@ from pathlib import Path
 import pytest
 from structlog.testing import capture_logs
 
-from pipeline import Event, EventKind
+from pipeline import Event, EventKind, stop_tasks
 from pipeline.errors import SourceError
 from pipeline.sources.inotify import InotifySource
 from tests.conftest import Running, make_component
@@ -443,9 +442,7 @@ def test_a_stale_end_of_watch_does_not_unwatch_the_folder_made_in_its_place(
             assert any(e.path == target and e.kind is EventKind.CLOSED_WRITE for e in events)
             assert str(tmp_path / "box") in source.wds
         finally:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await stop_tasks(task)
             await source.close()
 
     run(scenario())

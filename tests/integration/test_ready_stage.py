@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from pipeline import Event, Source
+from pipeline import Event, Source, stop_tasks
 from pipeline.sources.inotify import InotifySource
 from pipeline.sources.poll import PollSource
 from pipeline.stages.ready import ReadyStage
@@ -56,11 +56,7 @@ async def running(source: Source[Any], stage: ReadyStage) -> AsyncIterator[Chain
     try:
         yield chain
     finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await stop_tasks(*tasks)
         await source.close()
 
 

@@ -16,6 +16,7 @@ from pipeline.config import load_config_data
 from pipeline.engine import Runner
 from pipeline.registry import Registry, build_registry
 from tests.integration.test_webhook_receiver import Answer, Receiver
+from tests.jsonl import complete_records
 
 pytestmark = pytest.mark.integration
 TOKEN = "tok-81d2e5a0-secret"
@@ -76,8 +77,7 @@ def run(
 
 
 def dead_letters(tmp_path: Path) -> list[dict[str, Any]]:
-    path = tmp_path / "state" / "dead-letter.jsonl"
-    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+    return complete_records(tmp_path / "state" / "dead-letter.jsonl")
 
 
 def test_503_then_200_is_retried_and_delivered_once(registry: Registry, tmp_path: Path) -> None:

@@ -12,6 +12,7 @@ from collections import deque
 from typing import TYPE_CHECKING
 
 from aiormq.exceptions import ChannelInvalidStateError
+from pipeline import stop_tasks
 
 if TYPE_CHECKING:
     from aio_pika.abc import AbstractIncomingMessage
@@ -83,11 +84,8 @@ class Deliveries:
         return self._idle.is_set()
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await stop_tasks(self._task)
+        self._task = None
 
     async def _settle_forever(self) -> None:
         while True:

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiomqtt
 import paho.mqtt.client as paho
-from pipeline import redact
+from pipeline import redact, stop_tasks
 
 from fspipeline_mqtt.connection import BrokerError, connect, disconnect, make_client, paho_client
 
@@ -239,10 +239,7 @@ class Publisher:
 
     async def close(self) -> None:
         self._closed = True
-        if self._watcher is not None:
-            self._watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._watcher
+        await stop_tasks(self._watcher)
         if self._client is not None:
             await disconnect(self._client)
         self._lost.set()

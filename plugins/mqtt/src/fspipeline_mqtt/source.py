@@ -8,7 +8,16 @@ from typing import ClassVar
 
 import aiomqtt
 from paho.mqtt.reasoncodes import ReasonCode
-from pipeline import ComponentContext, Emit, Event, EventDecodeError, Source, from_json, redact
+from pipeline import (
+    ComponentContext,
+    Emit,
+    Event,
+    EventDecodeError,
+    Source,
+    from_json,
+    redact,
+    stop_tasks,
+)
 from pydantic import Field, model_validator
 
 from fspipeline_mqtt.acks import AckLedger, Received
@@ -235,11 +244,8 @@ class MqttSource(Source[MqttSourceOptions]):
         return True
 
     async def close(self) -> None:
-        if self._acker is not None:
-            self._acker.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._acker
-            self._acker = None
+        await stop_tasks(self._acker)
+        self._acker = None
         if self._client is not None:
             with contextlib.suppress(Exception):
                 await self._flush_acks()  # settled since the last round

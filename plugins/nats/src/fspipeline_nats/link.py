@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import nats
 from nats.aio.client import Client as NATS
+from pipeline import stop_tasks
 from pipeline.redact import redact
 
 from fspipeline_nats.errors import NatsUnavailable, connect_failure
@@ -238,10 +239,7 @@ class NatsLink:
 
     async def close(self) -> None:
         self._closed = True
-        if self._healing is not None:
-            self._healing.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._healing
+        await stop_tasks(self._healing)
         client, self._client = self._client, None
         if client is not None:
             await close_quietly(client)

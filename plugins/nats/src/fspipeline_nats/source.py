@@ -10,7 +10,16 @@ from typing import TYPE_CHECKING, Literal
 import nats.errors
 import nats.js.errors
 from nats.js import api
-from pipeline import ComponentContext, Duration, Emit, Event, EventDecodeError, Source, from_json
+from pipeline import (
+    ComponentContext,
+    Duration,
+    Emit,
+    Event,
+    EventDecodeError,
+    Source,
+    from_json,
+    stop_tasks,
+)
 from pipeline.redact import redact
 from pydantic import Field
 
@@ -141,9 +150,7 @@ class NatsSource(Source[NatsSourceOptions]):
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(acks.idle(), self.options.ack_wait)
         finally:
-            acker.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await acker
+            await stop_tasks(acker)
             acks.give_back_all()  # never settled: to the other instances, at once
             await acks.last_flush(LAST_FLUSH)
             await link.close()

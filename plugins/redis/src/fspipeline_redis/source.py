@@ -7,7 +7,7 @@ import contextlib
 import re
 from typing import ClassVar
 
-from pipeline import ComponentContext, Duration, Emit, Event, EventDecodeError, Source
+from pipeline import ComponentContext, Duration, Emit, Event, EventDecodeError, Source, stop_tasks
 from pipeline.redact import redact
 from pydantic import Field, field_validator
 from redis.asyncio import Redis
@@ -136,10 +136,7 @@ class RedisSource(Source[RedisSourceOptions]):
                     "Redis unreachable at close: entries stay pending and are delivered again",
                     entries=len(self._settler),
                 )
-        if self._settling is not None:
-            self._settling.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._settling
+        await stop_tasks(self._settling)
         self.inflight.clear()
         if self._client is not None:
             await self._client.aclose()
@@ -162,9 +159,7 @@ class RedisSource(Source[RedisSourceOptions]):
         try:
             await self._read_forever(emit)
         finally:
-            keeper.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await keeper
+            await stop_tasks(keeper)
 
     async def _read_forever(self, emit: Emit) -> None:
         """Read until cancelled; reconnect with a capped backoff, logging each attempt."""
