@@ -141,6 +141,8 @@ def test_two_workers_handle_every_file_exactly_once_and_never_ack_a_failure(
     assert chain.stop() == [0, 0, 0]
     handled = [path for path, _ in chain.all_handled()]
     assert sorted(handled) == sorted(str(chain.inbox / n) for n in names)  # exactly once
+    for worker, process in enumerate(chain.processes[1:]):  # both took part (max_in_flight)
+        assert chain.handled(worker), f"worker {worker + 1} handled nothing:\n{process.stderr}"
     # bad.csv: the command failed, so its message was nak'ed, never acked, and delivered
     # again until max_deliver (3); each failure went to that worker's dead letters.
     assert {Path(data["path"]).name for data in failed()} == {"bad.csv"}

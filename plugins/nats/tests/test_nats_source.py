@@ -222,6 +222,35 @@ def test_slow_events_are_kept_and_a_closing_instance_hands_back_the_rest(
     run(scenario())
 
 
+def test_an_instance_holds_at_most_max_in_flight_and_the_others_get_the_rest(
+    tmp_path: Path, nats_url: str, stream_name: str
+) -> None:
+    sent = events(30)
+
+    async def scenario() -> None:
+        await add_stream(nats_url, stream_name, [f"{stream_name}.>"])
+        await publish(nats_url, f"{stream_name}.x", sent)
+        slow = source(tmp_path, nats_url, stream_name, max_in_flight=4)
+        other = source(tmp_path, nats_url, stream_name)
+        async with Running(slow) as holding:
+            await holding.wait_for(lambda got: len(got) == 4)
+            await asyncio.sleep(0.5)
+            assert len(holding.events) == 4  # nothing settled: it asks for no more
+            async with Running(other) as fast:
+                await fast.wait_for(lambda got: len(got) == 26)
+                for event in fast.events:
+                    other.settled(event, True)
+                for event in holding.events[:2]:
+                    slow.settled(event, True)  # room for two more, if any were left
+                await asyncio.sleep(0.5)
+                assert len(holding.events) == 4
+            for event in holding.events[2:]:
+                slow.settled(event, True)
+        assert sorted(ids(holding.events) + ids(fast.events)) == sorted(ids(sent))
+
+    run(scenario())
+
+
 def test_a_missing_stream_is_waited_for(tmp_path: Path, nats_url: str, stream_name: str) -> None:
     async def scenario() -> list[MutableMapping[str, Any]]:
         nats = source(tmp_path, nats_url, stream_name, reconnect_wait="50ms")

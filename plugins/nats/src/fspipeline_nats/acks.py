@@ -82,6 +82,7 @@ class Acknowledger:
         self._wake = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
+        self._freed = asyncio.Event()
         self.acked = 0
         self.failed = 0
 
@@ -91,6 +92,12 @@ class Acknowledger:
         return self._count
 
     # -- called by the source and the engine (never blocks) ----------------------
+
+    async def below(self, limit: int) -> None:
+        """Return once fewer than `limit` deliveries are held."""
+        while self._count >= limit:
+            self._freed.clear()
+            await self._freed.wait()
 
     def holds(self, event_id: str) -> bool:
         return event_id in self._held
@@ -146,6 +153,7 @@ class Acknowledger:
             self._outbox.extend((d.reply, NAK) for d in deliveries)
         self._held.clear()
         self._count = 0
+        self._freed.set()
 
     def reject(self, delivery: Delivery) -> None:
         """A message that is no event at all: never deliver it again."""
@@ -159,6 +167,7 @@ class Acknowledger:
         if not deliveries:
             del self._held[event_id]
         self._count -= 1
+        self._freed.set()
         return delivery
 
     def _send(self, reply: str, payload: bytes) -> None:

@@ -65,6 +65,10 @@ class NatsSourceOptions(ConnectionOptions):
     more until some are answered."""
     fetch_batch: int = Field(default=128, ge=1, le=10_000)
     """Messages asked for per pull request."""
+    max_in_flight: int = Field(default=256, ge=1)
+    """Messages this instance holds at most (taken, their event not yet settled); it asks
+    for more only as they settle, so a slow pipeline does not take what other instances
+    could handle. Lower it to spread the work more evenly, raise it for one fast instance."""
     fetch_wait: Duration = Field(default=2.0, gt=0)
     """How long one pull request waits for messages before asking again."""
     on_failure: OnFailure = "nak"
@@ -243,10 +247,13 @@ class NatsSource(Source[NatsSourceOptions]):
         self, client: NATS, subscription: JetStreamContext.PullSubscription, emit: Emit
     ) -> None:
         """Fetch and emit until the connection is gone (then the link heals it)."""
+        limit = self.options.max_in_flight
         while True:
+            await self.acks.below(limit)
             try:
                 messages = await subscription.fetch(
-                    self.options.fetch_batch, timeout=self.options.fetch_wait
+                    min(self.options.fetch_batch, limit - self.acks.held),
+                    timeout=self.options.fetch_wait,
                 )
             except TimeoutError:
                 if client.is_closed:
