@@ -74,6 +74,34 @@ def test_emits_in_stream_order_and_acks_only_what_was_settled(
     run(scenario())
 
 
+def test_a_consumer_holds_at_most_max_in_flight_and_the_others_read_the_rest(
+    tmp_path: Path, shared_redis: str, rdb: redis.Redis, stream: str
+) -> None:
+    sent = produce(rdb, stream, 30)
+
+    async def scenario() -> None:
+        slow = source(tmp_path, shared_redis, stream, consumer="slow", max_in_flight=4)
+        fast = source(tmp_path, shared_redis, stream, consumer="fast")
+        async with Running(slow) as holding:
+            await holding.wait_for(lambda events: len(events) == 4)
+            await asyncio.sleep(0.5)
+            assert len(holding.events) == 4  # nothing settled: it reads no more
+            async with Running(fast) as taking:
+                await taking.wait_for(lambda events: len(events) == 26)
+                for event in taking.events:
+                    fast.settled(event, True)
+            for event in holding.events[:2]:
+                slow.settled(event, True)
+            await asyncio.sleep(0.3)
+            assert len(holding.events) == 4  # room again, but nothing left to read
+            for event in holding.events[2:]:
+                slow.settled(event, True)
+            await eventually(lambda: pending(rdb, stream, "g") == 0)
+        assert sorted(e.id for e in holding.events + taking.events) == sorted(e.id for e in sent)
+
+    run(scenario())
+
+
 def test_a_failed_event_goes_to_the_dead_letter_stream_and_is_acked(
     tmp_path: Path, shared_redis: str, rdb: redis.Redis, stream: str
 ) -> None:

@@ -53,6 +53,10 @@ class RedisSourceOptions(RedisConnectionOptions):
     added from now on) or an entry id. Ignored when the group exists."""
     count: int = Field(default=100, ge=1, le=10_000)
     """Entries fetched per read (XREADGROUP COUNT)."""
+    max_in_flight: int = Field(default=256, ge=1)
+    """Entries this consumer holds at most (read, their event not yet settled); it reads
+    more only as they settle, so a slow pipeline leaves new entries to the other consumers
+    of the group. Lower it to spread the work more evenly."""
     claim_idle: Duration = 30.0
     """An entry another consumer has left pending for this long (it died, or hangs) is
     claimed (XAUTOCLAIM) and processed here. Entries this consumer is still working on
@@ -113,6 +117,7 @@ class RedisSource(Source[RedisSourceOptions]):
             ),
         )
         self.inflight = InFlight()
+        self._freed = asyncio.Event()
         self._client: Redis | None = None
         self._settler: Settler | None = None
         self._settling: asyncio.Task[None] | None = None
@@ -145,6 +150,7 @@ class RedisSource(Source[RedisSourceOptions]):
     def settled(self, event: Event, delivered: bool) -> None:
         """The pipeline is done with `event`: acknowledge its entry, or dead-letter it."""
         entry = self.inflight.pop(event.id)
+        self._freed.set()
         if entry is None or self._settler is None:
             return
         if delivered:
@@ -206,11 +212,19 @@ class RedisSource(Source[RedisSourceOptions]):
             if clock.monotonic() >= next_claim:
                 await self._claim_abandoned(client, emit)
                 next_claim = clock.monotonic() + self.options.claim_interval
+            room = await self._room()
             entries = await commands.read_group(
-                client, self.group, ">", self.options.count, block_ms
+                client, self.group, ">", min(self.options.count, room), block_ms
             )
             for entry in entries:
                 await self._handle(entry, emit)
+
+    async def _room(self) -> int:
+        """How many more entries may be read, once that is at least one."""
+        while len(self.inflight) >= self.options.max_in_flight:
+            self._freed.clear()
+            await self._freed.wait()
+        return self.options.max_in_flight - len(self.inflight)
 
     async def _resume_own(self, client: Redis, emit: Emit) -> None:
         """Emit the entries this consumer read before (a restart) and has not settled."""
