@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import atexit
+import shutil
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,11 +32,13 @@ def make_component(
 ) -> ComponentT:
     """`cls` built from raw options exactly as the config loader would validate them.
 
-    Relative paths in options resolve against `config_dir` (default: a new temporary folder).
+    Relative paths in options resolve against `config_dir` (default: a new temporary folder,
+    removed when the process exits; pass pytest's `tmp_path` to look at files afterwards).
     A pydantic ValidationError means the options are wrong, as `pipeline check` would say.
     """
     if config_dir is None:
         config_dir = Path(tempfile.mkdtemp(prefix="fspipeline-test-"))
+        atexit.register(shutil.rmtree, config_dir, ignore_errors=True)
     validated = cls.Options.model_validate(options or {}, context={"config_dir": config_dir})
     label = f"{pipeline}.{cls.kind.value}s[0]"
     context = ComponentContext(

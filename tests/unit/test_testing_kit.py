@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -96,3 +98,18 @@ def test_a_source_runs_for_real(tmp_path: Path, component_factory: Any) -> None:
             return [e.kind.value for e in run.events if e.path.endswith("new.txt")]
 
     assert asyncio.run(scenario())[0] == "created"
+
+
+def test_the_temporary_config_dir_of_make_component_is_gone_after_the_process() -> None:
+    script = (
+        "from pipeline.sinks.logfile import LogfileSink\n"
+        "from pipeline.testing import make_component\n"
+        "sink = make_component(LogfileSink, {'path': 'out.jsonl'})\n"
+        "print(sink.context.config_dir)\n"
+    )
+    made = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, check=True, timeout=60
+    )
+    folder = Path(made.stdout.strip())
+    assert folder.name.startswith("fspipeline-test-")
+    assert not folder.exists()
