@@ -16,6 +16,7 @@ from pipeline.components import (
     Source,
     Stage,
 )
+from pipeline.delivery import Hold, delivering, hold_delivery, release
 from pipeline.errors import ConfigError, DeliveryError, PipelineError, PluginError, SourceError
 from pipeline.event import Event, EventKind
 from pipeline.hookspecs import hookimpl, hookspec
@@ -46,6 +47,7 @@ __all__ = [
     "EventDecodeError",
     "EventKind",
     "FakeClock",
+    "Hold",
     "PipelineError",
     "PluginError",
     "Progress",
@@ -58,11 +60,14 @@ __all__ = [
     "TemplateError",
     "bind_constants",
     "compile_template",
+    "delivering",
     "from_json",
+    "hold_delivery",
     "hookimpl",
     "hookspec",
     "process_constants",
     "redact",
+    "release",
     "stop_tasks",
     "to_cloudevent",
     "to_json",

@@ -13,11 +13,11 @@ from pipeline.components import Component, ComponentContext, Emit, Sink, Source,
 from pipeline.engine.deadletter import DeadLetters
 from pipeline.engine.progress import ScanBoard
 from pipeline.engine.queues import DeliveryQueue, MemoryQueue, SpoolQueue
-from pipeline.engine.receipts import CURRENT, Receipt, current_share, fail_current
 from pipeline.engine.sinkworker import SinkWorker
 from pipeline.engine.sinkworker import reason_of as _reason
 from pipeline.engine.stats import ComponentStats
 from pipeline.errors import PipelineError
+from pipeline.receipts import CURRENT, Receipt, current_share, fail_current
 from pipeline.tasks import stop_tasks
 
 if TYPE_CHECKING:

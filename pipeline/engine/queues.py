@@ -20,8 +20,8 @@ from typing import Protocol
 import structlog
 
 from pipeline.cloudevents import EventDecodeError, from_json, to_json
-from pipeline.engine.receipts import Receipt
 from pipeline.event import Event
+from pipeline.receipts import Receipt
 
 PREFETCH = 256
 RETRY_WRITE = 1.0

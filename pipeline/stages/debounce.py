@@ -11,6 +11,7 @@ from typing import Any
 from pydantic import Field, ValidationInfo, field_validator
 
 from pipeline.components import ComponentContext, Emit, Stage
+from pipeline.delivery import Hold, delivering, hold_delivery, release
 from pipeline.event import Event, EventKind
 from pipeline.hookspecs import hookimpl
 from pipeline.options import ComponentOptions, Duration
@@ -51,7 +52,7 @@ class DebounceOptions(ComponentOptions):
 class _Pending:
     """What one path has seen since its window opened (its first held event)."""
 
-    __slots__ = ("born", "deleted", "event", "first", "last", "level", "moved", "src")
+    __slots__ = ("born", "deleted", "event", "first", "holds", "last", "level", "moved", "src")
 
     def __init__(self, event: Event, now: float) -> None:
         self.event = event
@@ -62,6 +63,7 @@ class _Pending:
         self.moved = False
         self.src: str | None = None
         self.level = 0  # strongest of opened < closed_nowrite < attrib < modified < closed_write
+        self.holds: list[Hold] | None = None  # upstream deliveries, when a source tracks them
 
     def add(self, event: Event, now: float) -> None:
         self.event, self.last, kind = event, now, event.kind
@@ -84,9 +86,17 @@ class _Pending:
             elif self.level != 5:
                 self.level = max(self.level, level)
 
+    def keep(self, hold: Hold | None) -> None:
+        if hold is not None:
+            if self.holds is None:
+                self.holds = []
+            self.holds.append(hold)
+
     def absorb(self, origin: _Pending) -> None:
         """A move from `origin`'s path to this one: what it held travels with it."""
         self.born = origin.born
+        for hold in origin.holds or ():
+            self.keep(hold)
         if origin.moved:
             self.src = origin.src
 
@@ -156,6 +166,7 @@ class DebounceStage(Stage[DebounceOptions]):
         self._arrived = asyncio.Event()
         self._max_wait = options.max_wait if options.max_wait is not None else options.quiet * 10
         self._batch: list[Event] = []
+        self._batch_holds: list[Hold] = []
         self._batch_due = math.inf
 
     @property
@@ -180,6 +191,7 @@ class DebounceStage(Stage[DebounceOptions]):
         else:
             pending.move_to_end(path)
         record.add(event, now)
+        record.keep(hold_delivery())
         if origin is not None:
             record.absorb(origin)
         if not self._arrived.is_set():
@@ -217,22 +229,27 @@ class DebounceStage(Stage[DebounceOptions]):
             await self._settled(record, emit)
 
     async def _settled(self, record: _Pending, emit: Emit) -> None:
-        event = record.result()
+        event, holds = record.result(), record.holds or []
         if event is None:
+            release(holds)  # came to nothing: settled as handled
             return
         if not self.options.batch:
-            await emit(event)
+            with delivering(holds):
+                await emit(event)
             return
         if not self._batch:
             self._batch_due = self.context.clock.monotonic() + self.options.batch_window
         self._batch.append(event)
+        self._batch_holds.extend(holds)
         if len(self._batch) >= self.options.batch_max:
             await self._emit_batch(emit)
 
     async def _emit_batch(self, emit: Emit) -> None:
         events, self._batch, self._batch_due = self._batch, [], math.inf
+        holds, self._batch_holds = self._batch_holds, []
         if events:
-            await emit(batch_of(events))
+            with delivering(holds):
+                await emit(batch_of(events))
 
     async def flush(self, emit: Emit) -> None:
         while self._pending:

@@ -13,6 +13,7 @@ from typing import Any, Literal
 from pydantic import Field
 
 from pipeline.components import ComponentContext, Emit, Stage
+from pipeline.delivery import Hold, delivering, hold_delivery, release
 from pipeline.event import Event, EventKind
 from pipeline.hookspecs import hookimpl
 from pipeline.options import ComponentOptions, Duration
@@ -63,12 +64,13 @@ class ReadyOptions(ComponentOptions):
 
 
 class _Watch:
-    __slots__ = ("event", "key", "since")
+    __slots__ = ("event", "holds", "key", "since")
 
     def __init__(self, event: Event, since: float) -> None:
         self.event = event
         self.key: Hashable | None = None
         self.since = since
+        self.holds: list[Hold] = []  # upstream deliveries, when a source tracks them
 
 
 class ReadyStage(Stage[ReadyOptions]):
@@ -146,9 +148,9 @@ class ReadyStage(Stage[ReadyOptions]):
         if closing and event.source not in self._close_sources:
             self._reports_closes(event.source)
         if kind is EventKind.MOVED and event.src_path is not None:
-            self._tracked.pop(event.src_path, None)
+            self._forget(event.src_path)
         if event.is_dir or kind in (EventKind.DELETED, EventKind.BATCH):
-            self._tracked.pop(path, None)
+            self._forget(path)
             return
         name = os.path.basename(path)
         if self.is_marker(name):
@@ -156,7 +158,7 @@ class ReadyStage(Stage[ReadyOptions]):
                 await self._marked(event, emit)
             return
         if self.is_temp(name):
-            self._tracked.pop(path, None)
+            self._forget(path)
             return
         await self._complete_or_wait(event, emit)
 
@@ -173,11 +175,11 @@ class ReadyStage(Stage[ReadyOptions]):
             # the source could not always tell whether a writer still has it open.
             self._track(event)
         elif kind is EventKind.CLOSED_WRITE and mode in ("close", "auto"):
-            self._tracked.pop(path, None)
-            await self._ready(event, "close", emit)
+            with delivering(self._untrack(path)):
+                await self._ready(event, "close", emit)
         elif kind is EventKind.MOVED and mode in ("rename", "auto") and self._placed(event):
-            self._tracked.pop(path, None)
-            await self._ready(event, "rename", emit)
+            with delivering(self._untrack(path)):
+                await self._ready(event, "rename", emit)
         elif kind in (EventKind.OPENED, EventKind.CLOSED_NOWRITE):
             return  # someone read it: no change to wait out
         elif mode == "stable" or (mode == "auto" and event.source not in self._close_sources):
@@ -188,7 +190,7 @@ class ReadyStage(Stage[ReadyOptions]):
         self._close_sources.add(source)
         if self.options.mode == "auto":
             for path in [p for p, w in self._tracked.items() if w.event.source == source]:
-                del self._tracked[path]
+                self._forget(path)
 
     def _placed(self, event: Event) -> bool:
         """A rename that puts complete content in place at once."""
@@ -199,15 +201,28 @@ class ReadyStage(Stage[ReadyOptions]):
 
     def _track(self, event: Event) -> None:
         now = self.context.clock.monotonic()
+        hold = hold_delivery()
         watch = self._tracked.get(event.path)
         if watch is not None:  # it changed again: the quiet time starts over
             watch.event, watch.since = event, now
-            return
-        if len(self._tracked) >= self.options.max_tracked:
-            dropped, _ = self._tracked.popitem(last=False)
-            self.log.warning("too many files waiting to settle; dropped one", path=dropped)
-        self._tracked[event.path] = _Watch(event, now)
-        self._arrived.set()
+        else:
+            if len(self._tracked) >= self.options.max_tracked:
+                dropped, oldest = self._tracked.popitem(last=False)
+                release(oldest.holds, delivered=False)  # a broker source delivers it again
+                self.log.warning("too many files waiting to settle; dropped one", path=dropped)
+            watch = self._tracked[event.path] = _Watch(event, now)
+            self._arrived.set()
+        if hold is not None:
+            watch.holds.append(hold)
+
+    def _untrack(self, path: str) -> list[Hold]:
+        """Stop watching `path`; the upstream deliveries its events held."""
+        watch = self._tracked.pop(path, None)
+        return watch.holds if watch is not None else []
+
+    def _forget(self, path: str) -> None:
+        """Stop watching `path` for good (deleted, a temp name, a folder): it is handled."""
+        release(self._untrack(path))
 
     async def run(self, emit: Emit) -> None:
         while True:
@@ -228,14 +243,14 @@ class ReadyStage(Stage[ReadyOptions]):
             if watch is None:
                 continue  # settled otherwise (a close, a rename, a deletion) meanwhile
             if st is None or not is_regular(st):
-                del self._tracked[path]
+                self._forget(path)
                 continue
             key = content_key(st)
             if key != watch.key:
                 watch.key, watch.since = key, max(watch.since, now)
             elif now - watch.since >= self.options.stable_for:
-                del self._tracked[path]
-                await self._ready(watch.event, "stable", emit, st)
+                with delivering(self._untrack(path)):
+                    await self._ready(watch.event, "stable", emit, st)
 
     def _has_marker(self, path: str) -> bool:
         folder = os.path.dirname(path)

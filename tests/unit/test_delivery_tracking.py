@@ -176,3 +176,48 @@ def test_a_tracking_source_stays_open_until_the_drain_settled_everything(tmp_pat
     assert len(AckingSource.settlements) == 20
     assert ClosingSource.settled_after_close == 0
     assert ClosingSource.closed
+
+
+def test_events_a_debounce_holds_settle_once_what_they_became_is_delivered(
+    registry: Registry, tmp_path: Path
+) -> None:
+    plan = plan_for(
+        registry,
+        {
+            "sources": [{"type": "acking", "count": 3}],
+            "stages": [{"type": "debounce", "quiet": "400ms"}],
+            "sinks": [{"type": "record"}],
+        },
+        tmp_path,
+    )
+    seen_early: list[int] = []
+
+    async def scenario() -> bool:
+        task = asyncio.create_task(
+            run_until(Runner(plan, registry), lambda: len(settled_by_path()) == 3)
+        )
+        await asyncio.sleep(0.2)  # held in the window: a crash now must not lose them
+        seen_early.append(len(AckingSource.settlements))
+        return await task
+
+    assert asyncio.run(scenario())
+    assert seen_early == [0]
+    assert settled_by_path() == {"/in/f0": True, "/in/f1": True, "/in/f2": True}
+
+
+def test_a_batch_that_fails_settles_every_event_in_it_as_not_delivered(
+    registry: Registry, tmp_path: Path
+) -> None:
+    plan = plan_for(
+        registry,
+        {
+            "sources": [{"type": "acking", "count": 3}],
+            "stages": [
+                {"type": "debounce", "quiet": "50ms", "batch": True, "batch_window": "100ms"}
+            ],
+            "sinks": [{"type": "record", "fail_paths": ["/in"], "max_attempts": 1}],
+        },
+        tmp_path,
+    )
+    asyncio.run(run_until(Runner(plan, registry), lambda: len(settled_by_path()) == 3))
+    assert settled_by_path() == {"/in/f0": False, "/in/f1": False, "/in/f2": False}

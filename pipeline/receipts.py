@@ -55,6 +55,27 @@ class Receipt:
                 self._source.log.error("settled() failed", path=self._event.path, exc_info=True)
 
 
+class ReceiptGroup(Receipt):
+    """The receipts of several source events, opened and released together: for an event
+    a stage made of events it held (a debounced path, a batch)."""
+
+    __slots__ = ("_members",)
+
+    def __init__(self, members: list[Receipt]) -> None:
+        self._members = members
+
+    def hold(self) -> bool:
+        return all([member.hold() for member in self._members])
+
+    def fail(self) -> None:
+        for member in self._members:
+            member.fail()
+
+    def release(self, delivered: bool = True) -> None:
+        for member in self._members:
+            member.release(delivered)
+
+
 CURRENT: contextvars.ContextVar[Receipt | None] = contextvars.ContextVar(
     "fspipeline_receipt", default=None
 )
