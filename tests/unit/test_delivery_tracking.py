@@ -16,6 +16,7 @@ from tests.unit.test_engine import ExplodeStage, RecordSink, plan_for, run_until
 
 class AckingOptions(ComponentOptions):
     count: int = 5
+    folder: str = "/in"
 
 
 class AckingSource(Source[AckingOptions]):
@@ -28,7 +29,7 @@ class AckingSource(Source[AckingOptions]):
 
     async def run(self, emit: Emit) -> None:
         for i in range(self.options.count):
-            await emit(Event(EventKind.CREATED, f"/in/f{i}", "t/acking"))
+            await emit(Event(EventKind.CREATED, f"{self.options.folder}/f{i}", "t/acking"))
         await asyncio.Event().wait()
 
     def settled(self, event: Event, delivered: bool) -> None:
@@ -221,3 +222,38 @@ def test_a_batch_that_fails_settles_every_event_in_it_as_not_delivered(
     )
     asyncio.run(run_until(Runner(plan, registry), lambda: len(settled_by_path()) == 3))
     assert settled_by_path() == {"/in/f0": False, "/in/f1": False, "/in/f2": False}
+
+
+def test_files_the_ready_stage_waits_on_settle_once_passed_on_or_gone(
+    registry: Registry, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    for name in ("f0", "f1"):
+        (inbox / name).write_text("complete")  # f2 never exists: nothing to pass on
+    plan = plan_for(
+        registry,
+        {
+            "sources": [{"type": "acking", "count": 3, "folder": str(inbox)}],
+            "stages": [
+                {"type": "ready", "mode": "stable", "stable_for": "1s", "poll_interval": "50ms"}
+            ],
+            "sinks": [{"type": "record"}],
+        },
+        tmp_path,
+    )
+    seen_early: list[tuple[str, bool]] = []
+
+    async def scenario() -> bool:
+        task = asyncio.create_task(
+            run_until(Runner(plan, registry), lambda: len(settled_by_path()) == 3)
+        )
+        while not AckingSource.settlements and not task.done():
+            await asyncio.sleep(0.01)
+        seen_early.extend(AckingSource.settlements)  # f2 is gone; f0 and f1 still settle
+        return await task
+
+    assert asyncio.run(scenario())
+    assert seen_early == [(str(inbox / "f2"), True)]
+    assert settled_by_path() == {str(inbox / f"f{i}"): True for i in range(3)}
+    assert sorted(RecordSink.received["p.sinks[0]"]) == [str(inbox / "f0"), str(inbox / "f1")]
