@@ -56,6 +56,22 @@ def settled_by_path() -> dict[str, bool]:
     return result
 
 
+def settled_early(registry: Registry, plan: Any, *, early: float, count: int) -> int:
+    """Run `plan` until `count` events settled; how many had settled `early` s in."""
+    seen: list[int] = []
+
+    async def scenario() -> bool:
+        task = asyncio.create_task(
+            run_until(Runner(plan, registry), lambda: len(settled_by_path()) == count)
+        )
+        await asyncio.sleep(early)
+        seen.append(len(AckingSource.settlements))
+        return await task
+
+    assert asyncio.run(scenario())
+    return seen[0]
+
+
 def test_an_event_settles_only_after_every_sink_delivered_it(
     registry: Registry, tmp_path: Path
 ) -> None:
@@ -67,18 +83,8 @@ def test_an_event_settles_only_after_every_sink_delivered_it(
         },
         tmp_path,
     )
-    seen_early: list[int] = []
-
-    async def scenario() -> bool:
-        task = asyncio.create_task(
-            run_until(Runner(plan, registry), lambda: len(settled_by_path()) == 3)
-        )
-        await asyncio.sleep(0.1)  # the fast sink has them all, the slow one none yet
-        seen_early.append(len(AckingSource.settlements))
-        return await task
-
-    assert asyncio.run(scenario())
-    assert seen_early == [0]
+    # At 0.1 s the fast sink has them all, the slow one none yet.
+    assert settled_early(registry, plan, early=0.1, count=3) == 0
     assert settled_by_path() == {"/in/f0": True, "/in/f1": True, "/in/f2": True}
 
 
@@ -191,18 +197,8 @@ def test_events_a_debounce_holds_settle_once_what_they_became_is_delivered(
         },
         tmp_path,
     )
-    seen_early: list[int] = []
-
-    async def scenario() -> bool:
-        task = asyncio.create_task(
-            run_until(Runner(plan, registry), lambda: len(settled_by_path()) == 3)
-        )
-        await asyncio.sleep(0.2)  # held in the window: a crash now must not lose them
-        seen_early.append(len(AckingSource.settlements))
-        return await task
-
-    assert asyncio.run(scenario())
-    assert seen_early == [0]
+    # At 0.2 s they are held in the window: a crash then must not lose them.
+    assert settled_early(registry, plan, early=0.2, count=3) == 0
     assert settled_by_path() == {"/in/f0": True, "/in/f1": True, "/in/f2": True}
 
 
