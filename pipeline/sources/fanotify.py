@@ -58,6 +58,13 @@ class FanotifyOptions(WatchOptions):
     misses what was deleted meanwhile. With a `state_dir` the index is always kept: it
     is the snapshot a restart catches up from."""
 
+    unlimited_queue: bool = True
+    """Ask the kernel for an event queue without its 16,384-event limit
+    (`FAN_UNLIMITED_QUEUE`), so a burst faster than the pipeline waits in the queue instead
+    of overflowing into a rescan. The queued events are kernel memory charged to the
+    process's memory cgroup (a service's `MemoryMax` bounds them). `false`: the kernel's
+    limit; past it one `overflow` event and a rescan, as with inotify."""
+
     @field_validator("mark")
     @classmethod
     def _mount_kinds(cls, mark: str, info: ValidationInfo) -> str:
@@ -159,7 +166,8 @@ class FanotifySource(Source[FanotifyOptions]):
         self.roots = sorted(roots, key=lambda r: len(r.path), reverse=True)
         self._exclude_state_dir()
         self._opened = False
-        open_group(self.group, roots, self.wanted, self.options.mark)
+        options = self.options
+        open_group(self.group, roots, self.wanted, options.mark, options.unlimited_queue)
         self.folders = FolderMap(roots, self.options.recursive, self.group.mounts, self.log)
         self.folders.lookahead = self._lookahead
         self.renames = self._renames()

@@ -69,11 +69,15 @@ def masks(wanted: Collection[EventKind], mark: str) -> tuple[int, int, int]:
 
 
 def open_group(
-    group: Group, roots: Sequence[Root], wanted: Collection[EventKind], mark: str
+    group: Group,
+    roots: Sequence[Root],
+    wanted: Collection[EventKind],
+    mark: str,
+    unlimited_queue: bool = False,
 ) -> None:
     """Fill `group`: create the descriptor, mark each root's file system (or mount), and
     check that handles can be opened. Raises SourceError; `group.close()` cleans up."""
-    group.fd = init_group()
+    group.fd = init_group(unlimited_queue)
     fs_mask, ignore_files, mount_mask = masks(wanted, mark)
     for root in roots:
         folder = anchor(root)
@@ -99,10 +103,13 @@ def anchor(root: Root) -> str:
     return folder
 
 
-def init_group() -> int:
+def init_group(unlimited_queue: bool = False) -> int:
     """A new fanotify group descriptor, or SourceError saying what stands in the way."""
+    flags = api.FAN_CLASS_NOTIF | api.FAN_REPORT_DFID_NAME_TARGET
+    if unlimited_queue:
+        flags |= api.FAN_UNLIMITED_QUEUE
     try:
-        return api.init(api.FAN_CLASS_NOTIF | api.FAN_REPORT_DFID_NAME_TARGET)
+        return api.init(flags)
     except OSError as exc:
         if exc.errno == errno.EPERM:
             raise SourceError(f"fanotify needs CAP_SYS_ADMIN: {CAPABILITY_HINT}") from exc

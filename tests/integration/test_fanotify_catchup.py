@@ -160,7 +160,12 @@ def test_a_catch_up_bigger_than_the_kernel_queue_is_reported_without_overflow() 
 
     def source() -> FanotifySource:
         built: FanotifySource = make_component(
-            FanotifySource, base, state_dir=state, paths=[str(inbox)], checkpoint_interval="100ms"
+            FanotifySource,
+            base,
+            state_dir=state,
+            paths=[str(inbox)],
+            checkpoint_interval="100ms",
+            unlimited_queue=False,  # the kernel's limit: the catch-up must stay under it
         )
         return built
 

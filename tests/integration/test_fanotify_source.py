@@ -379,6 +379,7 @@ def test_an_overflow_is_recovered_by_a_rescan(shm: Path, index: bool) -> None:
             paths=[str(inbox), str(second)],
             events=["closed_write", "deleted"],
             index=index,
+            unlimited_queue=False,
         )
         count = 20_000  # more than the 16,384 events the kernel queues
         async with Running(source) as watch:
@@ -405,6 +406,29 @@ def test_an_overflow_is_recovered_by_a_rescan(shm: Path, index: bool) -> None:
                 assert len(scanned) < count
             else:
                 assert "deleted" not in watch.kinds(doomed)
+
+    run(scenario())
+
+
+def test_by_default_a_burst_the_source_cannot_read_waits_in_the_queue(shm: Path) -> None:
+    async def scenario() -> None:
+        inbox = shm / "inbox"
+        inbox.mkdir()
+        source = make_component(
+            FanotifySource, shm, paths=[str(inbox)], events=["closed_write", "deleted"]
+        )
+        count = 40_000  # more than twice the kernel's usual queue of 16,384 events
+        async with Running(source) as watch:
+            for i in range(count):  # the source cannot read while this loop runs
+                fd = os.open(inbox / f"f{i:05d}", os.O_WRONLY | os.O_CREAT, 0o644)
+                os.write(fd, b"x")
+                os.close(fd)
+            (inbox / "f00000").unlink()
+            await watch.wait_for(lambda ev: len(ev) == count + 1, 120)
+            assert [e.kind for e in watch.events] == [EventKind.CLOSED_WRITE] * count + [
+                EventKind.DELETED
+            ]
+            assert not any(e.meta.get("scan") for e in watch.events)  # nothing rescanned
 
     run(scenario())
 
