@@ -112,9 +112,12 @@ def machine_facts(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
             versions[dist] = importlib.metadata.version(dist)
         except importlib.metadata.PackageNotFoundError:
             versions[dist] = "not installed"
-    inotifywait = subprocess.run(
-        ["inotifywait", "--help"], capture_output=True, text=True, check=False
-    )
+    try:
+        inotifywait = subprocess.run(
+            ["inotifywait", "--help"], capture_output=True, text=True, check=False
+        ).stdout
+    except FileNotFoundError:  # not a contender this run (--only): not required
+        inotifywait = "not installed"
     return {
         "command": shlex.join([".venv/bin/python", "bench/run.py", *argv]),
         "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -124,7 +127,7 @@ def machine_facts(args: argparse.Namespace, argv: list[str]) -> dict[str, Any]:
         "scratch": f"{args.dir} ({_fs_type(args.dir)})",
         "max_queued_events": Path("/proc/sys/fs/inotify/max_queued_events").read_text().strip(),
         "versions": versions,
-        "inotifywait": (inotifywait.stdout.splitlines() or ["?"])[0],
+        "inotifywait": (inotifywait.splitlines() or ["?"])[0],
     }
 
 
