@@ -65,7 +65,9 @@ class ReceiptGroup(Receipt):
         self._members = members
 
     def hold(self) -> bool:
-        return all([member.hold() for member in self._members])
+        # A member already settled (released to zero) is no longer tracked; the rest are.
+        self._members = [member for member in self._members if member.hold()]
+        return bool(self._members)
 
     def fail(self) -> None:
         for member in self._members:
