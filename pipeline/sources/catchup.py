@@ -5,6 +5,7 @@ A source uses it in three steps (the `inotify` and `poll` sources are examples):
 
 1. at start, `load(roots)` the saved entries, scan, and report `changes_since(saved,
    scanned, roots)` before any live event (`pipeline.sources.report` makes the events);
+   when nothing was loaded, `first_start(scanned)` saves the scan as the first state;
 2. at points where everything it has read so far has been emitted, call `tick(now,
    dirty, take)`: `take()` returns the current entries, and is called at most once per
    `interval`; `due(dirty)` says when to call `tick` next (None: not needed);
@@ -133,6 +134,13 @@ class Checkpoints:
         if not covered:
             return None
         return within(entries, covered), covered
+
+    def first_start(self, entries: Mapping[str, Entry]) -> None:
+        """Nothing was loaded (a first start): save what exists now, in the background.
+        None of it is reported, so it is safe to write at once, and a kill before the
+        first checkpoint still leaves a state to catch up from. `entries` must not change
+        afterwards."""
+        self._writing = asyncio.create_task(self._write(entries))
 
     # -- while running -----------------------------------------------------------------
 

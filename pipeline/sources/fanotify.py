@@ -180,6 +180,8 @@ class FanotifySource(Source[FanotifyOptions]):
             self._adopt(snapshot, handles)
             if previous is not None:
                 self.state.catch_up(previous, snapshot)
+            elif self.state.checkpoints is not None:
+                self.state.checkpoints.first_start(snapshot.entries)
         self._opened = True
         self.log.info(
             "watching",

@@ -213,6 +213,8 @@ class InotifySource(Source[InotifyOptions]):
             saved, covered = previous
             self._backlog = changes_since(saved, trees.flat(), covered)
             self._unreported = previous if self._backlog else None
+        elif self.checkpoints is not None:
+            self.checkpoints.first_start(trees.flat())
         trees.changed = self.checkpoints is not None  # the saved state is older than this
         self._opened = True
         self.log.info(

@@ -194,6 +194,8 @@ class PollSource(Source[PollOptions]):
             self._backlog = changes_since(saved, self.snapshot.entries, covered)
             if self._backlog:  # reported once emitted, by run()
                 self._reported = Snapshot(merge_saved(self.snapshot.entries, saved, covered))
+        elif self.checkpoints is not None:
+            self.checkpoints.first_start(self.snapshot.entries)
         self._opened = True
         self.log.info(
             "polling",

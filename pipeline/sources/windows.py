@@ -185,6 +185,8 @@ class WindowsSource(Source[WindowsOptions]):
             saved, covered = previous
             self._backlog = changes_since(saved, self.known.entries, covered)
             self._unreported = previous if self._backlog else None
+        elif self.checkpoints is not None:
+            self.checkpoints.first_start(snapshot.entries)
         self.known.changed = self.checkpoints is not None
         self._opened = True
         self.log.info(

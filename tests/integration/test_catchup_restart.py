@@ -96,6 +96,39 @@ def test_a_restart_after_kill_9_reports_what_happened_while_down_once(
         assert seen.count((written, name)) == 1, (name, seen)  # saved before the kill
 
 
+@pytest.mark.parametrize("source", sorted(SOURCES))
+def test_a_kill_before_the_first_checkpoint_still_catches_up_at_the_next_start(
+    tmp_path: Path, source: str
+) -> None:
+    events, extra = SOURCES[source]
+    config = CONFIG.format(source=source, events=events, extra=extra)
+    (tmp_path / "config.yaml").write_text(config.replace("200ms", "1h"))  # no checkpoint
+    inbox, log = tmp_path / "inbox", tmp_path / "events.jsonl"
+    inbox.mkdir()
+    (inbox / "doomed.csv").write_text("there from the first start")
+    first = Background("run", "config.yaml", cwd=tmp_path, env=BUILTINS_ONLY)
+    try:
+        first.wait_ready()
+        first.wait_for(
+            lambda: (tmp_path / "state").is_dir() and any((tmp_path / "state").rglob("*.bin")),
+            10,
+            "the first state saved",
+        )
+    finally:
+        first.proc.kill()  # SIGKILL well before the first checkpoint
+        first.proc.wait(10)
+    (inbox / "doomed.csv").unlink()
+    (inbox / "down.csv").write_text("x")
+    second = Background("run", "config.yaml", cwd=tmp_path, env=BUILTINS_ONLY)
+    try:
+        second.wait_ready()
+        seen = wait_for(log, {"doomed.csv", "down.csv"})
+    finally:
+        second.interrupt()
+    assert ("deleted", "doomed.csv") in seen
+    assert ("created" if source == "poll" else "closed_write", "down.csv") in seen
+
+
 def test_a_clean_stop_soon_after_start_saves_the_state_so_nothing_is_reported_twice(
     tmp_path: Path,
 ) -> None:

@@ -127,6 +127,8 @@ class QtSource(Source[QtOptions]):
             saved, covered = previous
             self._backlog = changes_since(saved, self.tree.entries, covered)
             self._unreported = previous if self._backlog else None
+        elif self.checkpoints is not None:
+            self.checkpoints.first_start(dict(self.tree.entries))
         loop = asyncio.get_running_loop()
         self._next_poll = loop.time() + options.poll_interval
         self._next_rescan = loop.time() + (options.rescan_interval or 0)
